@@ -1,0 +1,119 @@
+// embeddings.wgsl — BERT embeddings: gather + sum + LayerNorm,
+// out[t] = LN(word[ids[t]] + token_type[types[t]] + position[t % seq]) · γ + β.
+// Twin of src/kernels/embeddings.rs.
+//
+// Assembled as PREAMBLE + common.wgsl + embeddings.wgsl (the scalar PREAMBLE;
+// nothing from it is used here).
+//
+// Bindings (group 0):
+//   0  ids:        array<u32> read        (batch·seq) word ids
+//   1  types:      array<u32> read        (batch·seq) token type ids
+//   2  word:       array<f32> read        (vocab, hidden)
+//   3  position:   array<f32> read        (max_pos, hidden); token t uses row t % seq
+//   4  token_type: array<f32> read        (type_vocab, hidden)
+//   5  gamma:      array<f32> read        (hidden)
+//   6  beta:       array<f32> read        (hidden)
+//   7  out:        array<f32> read_write  (batch·seq, hidden)
+//   8  p:          uniform EmbParams
+//
+// struct EmbParams { tokens: u32, seq: u32, hidden: u32, eps: f32, vocab: u32,
+//                    max_pos: u32, type_vocab: u32, _pad0: u32 }  (32 bytes)
+//
+// Dispatch: one workgroup per token, @workgroup_size(WG) (override, default
+// 64; any power of two from 1 to 256). Grid (min(tokens, 65535),
+// ceil(tokens / 65535), 1); token = wid.x + wid.y · num_workgroups.x.
+// Pass 1 gathers and sums (w + t) + p in that order, stores the sum to out
+// (each invocation owns elements i = lid, lid + WG, ... and only ever reads
+// back its own) and tree-reduces Σ → mean; pass 2 reduces Σ(v − mean)² →
+// biased var; pass 3 writes (v − mean) · 1/sqrt(var + eps) · γ + β — the same
+// LayerNorm as layernorm.wgsl.
+//
+// Sizes that are not tile multiples: any hidden ≥ 1 (strided loops stop at
+// hidden; idle invocations contribute 0). Workgroups whose token ≥ tokens
+// return at once; the token is a function of the workgroup id only, so that
+// return is uniform and barriers stay uniform. Ids, types and positions were
+// validated on the CPU, but are still clamped to their table sizes
+// (min(id, vocab − 1), ...) so a bad id can never read out of bounds.
+
+struct EmbParams {
+    tokens: u32,
+    seq: u32,
+    hidden: u32,
+    eps: f32,
+    vocab: u32,
+    max_pos: u32,
+    type_vocab: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> ids: array<u32>;
+@group(0) @binding(1) var<storage, read> types: array<u32>;
+@group(0) @binding(2) var<storage, read> word: array<f32>;
+@group(0) @binding(3) var<storage, read> position: array<f32>;
+@group(0) @binding(4) var<storage, read> token_type: array<f32>;
+@group(0) @binding(5) var<storage, read> gamma: array<f32>;
+@group(0) @binding(6) var<storage, read> beta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(8) var<uniform> p: EmbParams;
+
+override WG: u32 = 64u;
+
+const MAX_WG: u32 = 256u;
+var<workgroup> red: array<f32, MAX_WG>;
+
+// Sums `v` over the workgroup; every invocation gets the total. Must be
+// called in uniform control flow. Ends with a barrier so `red` may be reused.
+fn wg_sum(lid: u32, v: f32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] = red[lid] + red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let tok = wid.x + wid.y * nwg.x;
+    if (tok >= p.tokens) {
+        return;
+    }
+    let hidden = p.hidden;
+    let id = min(ids[tok], max(p.vocab, 1u) - 1u);
+    let ty = min(types[tok], max(p.type_vocab, 1u) - 1u);
+    let pos = min(tok % max(p.seq, 1u), max(p.max_pos, 1u) - 1u);
+    let wbase = id * hidden;
+    let tbase = ty * hidden;
+    let pbase = pos * hidden;
+    let base = tok * hidden;
+    let n = f32(hidden);
+
+    var part = 0.0;
+    for (var i = lid; i < hidden; i = i + WG) {
+        let v = (word[wbase + i] + token_type[tbase + i]) + position[pbase + i];
+        out[base + i] = v;
+        part = part + v;
+    }
+    let mean = wg_sum(lid, part) / n;
+
+    part = 0.0;
+    for (var i = lid; i < hidden; i = i + WG) {
+        let d = out[base + i] - mean;
+        part = part + d * d;
+    }
+    let variance = wg_sum(lid, part) / n;
+    let inv = 1.0 / sqrt(variance + p.eps);
+
+    for (var i = lid; i < hidden; i = i + WG) {
+        out[base + i] = (out[base + i] - mean) * inv * gamma[i] + beta[i];
+    }
+}

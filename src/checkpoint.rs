@@ -1,0 +1,201 @@
+//! `model.safetensors` through mmap. The header is validated by the reference
+//! parser (`safetensors` crate: header length checked against the file size
+//! before allocation, contiguous in-bounds offsets, shape × dtype = byte span);
+//! tensor bytes are decoded with `from_le_bytes`, never cast, so unaligned data
+//! is fine. Keys are canonicalised to HF's `BertModel` names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+
+/// A dense f32 tensor, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values.
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// A tensor from its shape and data; errors when the sizes disagree.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::input(format!(
+                "tensor of shape {shape:?} needs {n} values, got {}",
+                data.len()
+            )));
+        }
+        Ok(Tensor { shape, data })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Key as stored in the file.
+    stored: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    /// Byte span of the data inside the mapping (validated by the parser).
+    range: std::ops::Range<usize>,
+}
+
+/// An opened, validated checkpoint. Tensor data stays in the mapping until
+/// asked for.
+pub struct Checkpoint {
+    path: PathBuf,
+    mmap: Mmap,
+    /// canonical HF name → entry
+    entries: BTreeMap<String, Entry>,
+}
+
+/// `bert.encoder.layer.0.attention.output.LayerNorm.gamma` →
+/// `encoder.layer.0.attention.output.LayerNorm.weight`.
+pub fn canonical_name(key: &str) -> String {
+    let key = key.strip_prefix("bert.").unwrap_or(key);
+    if key.contains("LayerNorm.") {
+        if let Some(stem) = key.strip_suffix(".gamma") {
+            return format!("{stem}.weight");
+        }
+        if let Some(stem) = key.strip_suffix(".beta") {
+            return format!("{stem}.bias");
+        }
+    }
+    key.to_string()
+}
+
+fn is_float(d: Dtype) -> bool {
+    matches!(d, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64)
+}
+
+impl Checkpoint {
+    /// Maps and validates `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the mapping is read-only; a concurrent writer could change the
+        // bytes under us, which the validation below cannot prevent, but it cannot
+        // make us read out of bounds since every read is a checked slice.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let bad = |message: String| Error::Safetensors {
+            path: path.to_path_buf(),
+            message,
+        };
+        if mmap.starts_with(b"version https://git-lfs") {
+            return Err(bad(
+                "this is a Git LFS pointer, not the weights: fetch the real file (git lfs pull, or download it from the Hub)".into(),
+            ));
+        }
+        if mmap.len() < 8 {
+            return Err(bad(format!(
+                "file is {} bytes, too short for a header",
+                mmap.len()
+            )));
+        }
+        let st = SafeTensors::deserialize(&mmap).map_err(|e| bad(e.to_string()))?;
+        let mut entries = BTreeMap::new();
+        for (key, view) in st.iter() {
+            let canon = canonical_name(key);
+            let data = view.data();
+            let start = data.as_ptr() as usize - mmap.as_ptr() as usize;
+            let entry = Entry {
+                stored: key.to_string(),
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                range: start..start + data.len(),
+            };
+            if !is_float(entry.dtype) {
+                log::debug!("ignoring non-float tensor `{key}` ({:?})", entry.dtype);
+                continue;
+            }
+            if let Some(prev) = entries.insert(canon.clone(), entry) {
+                return Err(bad(format!(
+                    "tensors `{}` and `{key}` both map to `{canon}`",
+                    prev.stored
+                )));
+            }
+        }
+        drop(st);
+        Ok(Checkpoint {
+            path: path.to_path_buf(),
+            mmap,
+            entries,
+        })
+    }
+
+    /// The file this checkpoint was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Canonical names of every float tensor in the file.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Whether a canonical name is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Shape of a canonical name, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| e.shape.as_slice())
+    }
+
+    /// Reads `name` as f32, checking its shape against `expected`.
+    pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<Tensor> {
+        let entry = self.entries.get(name).ok_or_else(|| Error::MissingTensor {
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            hint: String::new(),
+        })?;
+        if entry.shape != expected {
+            return Err(Error::ShapeMismatch {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                actual: entry.shape.clone(),
+            });
+        }
+        let bytes = self
+            .mmap
+            .get(entry.range.clone())
+            .ok_or_else(|| Error::Safetensors {
+                path: self.path.clone(),
+                message: format!("`{}`: data outside the file", entry.stored),
+            })?;
+        let data = decode_f32(entry.dtype, bytes).ok_or_else(|| Error::Safetensors {
+            path: self.path.clone(),
+            message: format!("`{}`: unsupported dtype {:?}", entry.stored, entry.dtype),
+        })?;
+        Tensor::new(entry.shape.clone(), data)
+    }
+}
+
+/// Upcasts little-endian F32/F16/BF16/F64 bytes to f32, copying (no alignment
+/// assumptions). `None` for other dtypes.
+pub fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        _ => return None,
+    })
+}

@@ -1,0 +1,134 @@
+//! The CPU executor: walks the [`Graph`] with the kernels' Rust twins. It is
+//! the reference the GPU is tested against and the fallback without a GPU.
+
+use std::collections::HashMap;
+
+use crate::checkpoint::Tensor;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, TensorId};
+use crate::inputs::Encoding;
+use crate::kernels::{self, attention, embeddings, layernorm, linear};
+use crate::weights::{LinearWeights, Weights};
+
+/// Weights laid out for the CPU: fused linears per step.
+pub struct CpuExecutor {
+    graph: Graph,
+    weights: Weights,
+    /// step index → stacked (W, b) for `Op::Linear` steps
+    linears: HashMap<usize, LinearWeights>,
+}
+
+impl CpuExecutor {
+    /// Prepares `weights` (already validated against `graph.params`).
+    pub fn new(graph: Graph, weights: Weights) -> Result<Self> {
+        let mut linears = HashMap::new();
+        for (i, step) in graph.steps.iter().enumerate() {
+            if let Op::Linear { modules, .. } = &step.op {
+                linears.insert(i, weights.stacked_linear(modules)?);
+            }
+        }
+        Ok(CpuExecutor {
+            graph,
+            weights,
+            linears,
+        })
+    }
+
+    /// The graph this executor runs.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs the graph and returns the requested outputs as (rows, cols) tensors.
+    pub fn run(&self, enc: &Encoding, wanted: &[&str]) -> Result<Vec<Tensor>> {
+        let g = &self.graph;
+        let (n_seq, seq) = (enc.sequences(), enc.seq);
+        let mut bufs: Vec<Vec<f32>> = g
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| vec![0.0; g.rows(TensorId(i), n_seq, seq) * t.cols])
+            .collect();
+        let mask = kernels::additive_mask(&enc.attention_mask);
+        for (i, step) in g.steps.iter().enumerate() {
+            match &step.op {
+                Op::Embeddings { out } => {
+                    let w = &self.weights;
+                    let tables = embeddings::EmbeddingTables {
+                        word: w.get("embeddings.word_embeddings.weight")?,
+                        position: w.get("embeddings.position_embeddings.weight")?,
+                        token_type: w.get("embeddings.token_type_embeddings.weight")?,
+                        gamma: w.get("embeddings.LayerNorm.weight")?,
+                        beta: w.get("embeddings.LayerNorm.bias")?,
+                        eps: w.eps,
+                    };
+                    embeddings::embeddings(
+                        &tables,
+                        &enc.input_ids,
+                        &enc.token_type_ids,
+                        seq,
+                        &mut bufs[out.0],
+                    );
+                }
+                Op::Linear {
+                    x,
+                    cls_only,
+                    act,
+                    residual,
+                    out,
+                    ..
+                } => {
+                    let lw = self.linears.get(&i).ok_or_else(|| {
+                        Error::Unsupported(format!(
+                            "internal: no prepared weights for step {i} ({})",
+                            step.module
+                        ))
+                    })?;
+                    let k = g.tensors[x.0].cols;
+                    let shape = linear::LinearShape {
+                        m: g.rows(*out, n_seq, seq),
+                        n: lw.out_features,
+                        k,
+                        x_row_stride: if *cls_only { seq * k } else { k },
+                        act: *act,
+                    };
+                    let mut y = std::mem::take(&mut bufs[out.0]);
+                    linear::linear(
+                        shape,
+                        &bufs[x.0],
+                        &lw.weight,
+                        &lw.bias,
+                        residual.map(|r| bufs[r.0].as_slice()),
+                        &mut y,
+                    );
+                    bufs[out.0] = y;
+                }
+                Op::Attention { qkv, out, heads } => {
+                    let mut y = std::mem::take(&mut bufs[out.0]);
+                    attention::attention(&bufs[qkv.0], &mask, n_seq, seq, *heads, &mut y);
+                    bufs[out.0] = y;
+                }
+                Op::LayerNorm { x, out, eps } => {
+                    let gamma = self.weights.get(&format!("{}.weight", step.module))?;
+                    let beta = self.weights.get(&format!("{}.bias", step.module))?;
+                    let mut y = std::mem::take(&mut bufs[out.0]);
+                    layernorm::layer_norm(&bufs[x.0], None, gamma, beta, *eps, &mut y);
+                    bufs[out.0] = y;
+                }
+            }
+        }
+        wanted
+            .iter()
+            .map(|name| {
+                let t = g
+                    .output(name)
+                    .ok_or_else(|| Error::input(format!("this model has no output `{name}`")))?;
+                let rows = g.rows(t, n_seq, seq);
+                Tensor::new(
+                    vec![rows, g.tensors[t.0].cols],
+                    std::mem::take(&mut bufs[t.0]),
+                )
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,267 @@
+//! Adapter selection, device creation with the adapter's own limits, and the
+//! plumbing that turns every wgpu error (validation, out-of-memory, device
+//! loss, timeouts) into a library [`Error`] instead of a panic.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How long a forward may keep the GPU busy before we give up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One adapter as `bert-wgpu info` prints it.
+#[derive(Debug, Clone)]
+pub struct AdapterReport {
+    /// Name, backend, type, driver.
+    pub info: wgpu::AdapterInfo,
+    /// Optional features offered.
+    pub features: wgpu::Features,
+    /// The adapter's limits.
+    pub limits: wgpu::Limits,
+}
+
+/// A device and queue with error capture installed.
+pub struct GpuContext {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter description.
+    pub info: wgpu::AdapterInfo,
+    /// Limits requested (the adapter's own).
+    pub limits: wgpu::Limits,
+    /// Optional features enabled.
+    pub features: wgpu::Features,
+    uncaptured: Arc<Mutex<Option<String>>>,
+    lost: Arc<AtomicBool>,
+    lost_reason: Arc<Mutex<String>>,
+    timeout: Duration,
+}
+
+fn instance() -> wgpu::Instance {
+    // WGPU_BACKEND and friends select backends; default: all native ones.
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter wgpu can see, with features and limits.
+pub fn list_adapters() -> Vec<AdapterReport> {
+    let inst = instance();
+    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .map(|a| AdapterReport {
+            info: a.get_info(),
+            features: a.features(),
+            limits: a.limits(),
+        })
+        .collect()
+}
+
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    // GL only as a last resort: no timestamp queries, weaker compute.
+    let backend = u8::from(info.backend == wgpu::Backend::Gl);
+    (backend, ty)
+}
+
+/// Features used when the adapter offers them.
+fn wanted_features() -> wgpu::Features {
+    wgpu::Features::SHADER_F16
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::SUBGROUP
+}
+
+impl GpuContext {
+    /// Opens the best adapter. With `allow_software = false` (device `auto`),
+    /// CPU-type adapters such as lavapipe are skipped. `BERT_WGPU_ADAPTER`
+    /// (a part of the adapter's name) and `WGPU_BACKEND` narrow the choice.
+    pub fn new(allow_software: bool) -> Result<Self> {
+        let inst = instance();
+        let mut adapters: Vec<wgpu::Adapter> =
+            pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        let seen: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+            })
+            .collect();
+        if let Ok(want) = std::env::var("BERT_WGPU_ADAPTER") {
+            let want = want.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+        }
+        if !allow_software {
+            adapters.retain(|a| a.get_info().device_type != wgpu::DeviceType::Cpu);
+        }
+        adapters.sort_by_key(|a| rank(&a.get_info()));
+        let adapter = adapters.into_iter().next().ok_or_else(|| {
+            Error::NoAdapter(format!(
+                "none matched (seen: [{}]; software adapters {}). On Linux without a GPU install mesa-vulkan-drivers (lavapipe) and use --device gpu",
+                seen.join(", "),
+                if allow_software { "allowed" } else { "skipped by --device auto" }
+            ))
+        })?;
+        Self::from_adapter(adapter)
+    }
+
+    /// Opens a device on `adapter` with its own limits and the optional
+    /// features we use.
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let features = adapter.features() & wanted_features();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("bert-wgpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
+        let uncaptured = Arc::new(Mutex::new(None::<String>));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let lost = Arc::new(AtomicBool::new(false));
+        let lost_reason = Arc::new(Mutex::new(String::new()));
+        let (flag, reason) = (lost.clone(), lost_reason.clone());
+        device.set_device_lost_callback(move |why, msg| {
+            flag.store(true, Ordering::SeqCst);
+            if let Ok(mut r) = reason.lock() {
+                *r = format!("{why:?}: {msg}");
+            }
+        });
+        let timeout = std::env::var("BERT_WGPU_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            uncaptured,
+            lost,
+            lost_reason,
+            timeout,
+        })
+    }
+
+    /// `name (backend, type)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// Errors if the device was lost or an uncaptured error was recorded.
+    pub fn check(&self, context: &str) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            let why = self
+                .lost_reason
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default();
+            return Err(Error::DeviceLost(why));
+        }
+        if let Some(msg) = self.uncaptured.lock().ok().and_then(|mut s| s.take()) {
+            return Err(Error::Gpu {
+                context: context.to_string(),
+                message: msg,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside validation / out-of-memory / internal error scopes and
+    /// returns the first error they caught.
+    pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+        self.check(context)?;
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let errs = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+            pollster::block_on(internal.pop()),
+        ];
+        if let Some(e) = errs.into_iter().flatten().next() {
+            return Err(Error::Gpu {
+                context: context.to_string(),
+                message: e.to_string(),
+            });
+        }
+        self.check(context)?;
+        Ok(out)
+    }
+
+    /// Blocks until `submission` finished, at most the timeout.
+    pub fn wait(&self, submission: wgpu::SubmissionIndex, context: &str) -> Result<()> {
+        let r = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(submission),
+            timeout: Some(self.timeout),
+        });
+        match r {
+            Ok(_) => self.check(context),
+            Err(wgpu::PollError::Timeout) => {
+                self.check(context)?;
+                Err(Error::Timeout {
+                    context: context.to_string(),
+                    seconds: self.timeout.as_secs_f64(),
+                })
+            }
+            Err(e) => {
+                self.check(context)?;
+                Err(Error::Gpu {
+                    context: context.to_string(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Checks a buffer size against the binding and buffer limits.
+    pub fn check_size(&self, name: &str, bytes: u64) -> Result<()> {
+        let binding = self.limits.max_storage_buffer_binding_size;
+        if bytes > binding {
+            return Err(Error::DeviceLimit {
+                name: name.to_string(),
+                needed: bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit: binding,
+            });
+        }
+        if bytes > self.limits.max_buffer_size {
+            return Err(Error::DeviceLimit {
+                name: name.to_string(),
+                needed: bytes,
+                limit_name: "max_buffer_size",
+                limit: self.limits.max_buffer_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Simulates device loss (tests).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+}

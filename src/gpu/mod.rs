@@ -1,0 +1,10 @@
+//! The WebGPU executor: a device context, the kernels' pipelines, and the
+//! graph runner that walks the same [`crate::graph::Graph`] as the CPU.
+
+mod context;
+mod pipelines;
+mod runner;
+
+pub use context::{list_adapters, AdapterReport, GpuContext};
+pub use pipelines::{assemble_shader, Preamble};
+pub use runner::{GpuExecutor, GpuStats};

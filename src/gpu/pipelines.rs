@@ -1,0 +1,196 @@
+//! Compute pipelines and bind-group layouts for every kernel, built once per
+//! executor. Shader text is `preamble + common.wgsl + kernel.wgsl`; the
+//! preamble picks vec4 or scalar loads for the wide operands.
+
+use crate::error::Result;
+use crate::gpu::GpuContext;
+use crate::kernels;
+
+/// The vector width the wide loads of `linear.wgsl` / `attention.wgsl` use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preamble {
+    /// `VT = vec4<f32>`: reduction lengths and row strides are multiples of 4.
+    Vec4,
+    /// `VT = f32`: any sizes.
+    Scalar,
+}
+
+impl Preamble {
+    fn text(self) -> &'static str {
+        match self {
+            Preamble::Vec4 => "alias VT = vec4<f32>;\nconst VW: u32 = 4u;\nfn vdot(a: VT, b: VT) -> f32 { return dot(a, b); }\n",
+            Preamble::Scalar => "alias VT = f32;\nconst VW: u32 = 1u;\nfn vdot(a: VT, b: VT) -> f32 { return a * b; }\n",
+        }
+    }
+
+    /// Vec4 when every one of `lens` is a multiple of 4.
+    pub fn for_lengths(lens: &[usize]) -> Self {
+        if lens.iter().all(|l| l % 4 == 0) {
+            Preamble::Vec4
+        } else {
+            Preamble::Scalar
+        }
+    }
+}
+
+/// Full WGSL source of `kernel` with `preamble`.
+pub fn assemble_shader(preamble: Preamble, kernel: &str) -> String {
+    let common = include_str!("../../shaders/common.wgsl");
+    format!("{}\n{common}\n{kernel}", preamble.text())
+}
+
+/// One kernel's pipeline and layout.
+pub struct Kernel {
+    /// Bind group layout (group 0).
+    pub layout: wgpu::BindGroupLayout,
+    /// The pipeline.
+    pub pipeline: wgpu::ComputePipeline,
+}
+
+/// Every pipeline the runner dispatches.
+pub struct Pipelines {
+    /// `linear.wgsl`, vec4 loads.
+    pub linear_vec4: Kernel,
+    /// `linear.wgsl`, scalar loads.
+    pub linear_scalar: Kernel,
+    /// `attention.wgsl`, vec4 loads.
+    pub attention_vec4: Kernel,
+    /// `attention.wgsl`, scalar loads.
+    pub attention_scalar: Kernel,
+    /// `layernorm.wgsl`.
+    pub layernorm: Kernel,
+    /// `embeddings.wgsl`.
+    pub embeddings: Kernel,
+}
+
+/// Workgroup shape of `linear.wgsl` (matches its `override` defaults); each
+/// invocation computes a 4×4 block.
+pub const LINEAR_WG: (u32, u32) = (8, 8);
+/// Workgroup size of `attention.wgsl` (queries per workgroup).
+pub const ATTENTION_WG: u32 = 64;
+/// Workgroup size of the row kernels (layernorm, embeddings).
+pub const ROW_WG: u32 = 64;
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Layout: `reads` read-only storage buffers, then one read-write storage
+/// buffer, then one uniform.
+fn kernel(
+    ctx: &GpuContext,
+    name: &str,
+    source: &str,
+    reads: u32,
+    constants: &[(&str, f64)],
+) -> Kernel {
+    let device = &ctx.device;
+    let mut entries: Vec<_> = (0..reads).map(|b| storage(b, true)).collect();
+    entries.push(storage(reads, false));
+    entries.push(uniform(reads + 1));
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(name),
+        entries: &entries,
+    });
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(name),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: Some(&pl),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    });
+    Kernel { layout, pipeline }
+}
+
+impl Pipelines {
+    /// Compiles every kernel (inside error scopes: a shader the driver
+    /// rejects is an error, not a panic).
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        ctx.scoped("compiling shaders", || {
+            let (wx, wy) = (LINEAR_WG.0 as f64, LINEAR_WG.1 as f64);
+            let lin = [("WG_X", wx), ("WG_Y", wy)];
+            let attn = [("WG", ATTENTION_WG as f64)];
+            let row = [("WG", ROW_WG as f64)];
+            let src = |p, k| assemble_shader(p, k);
+            Pipelines {
+                linear_vec4: kernel(
+                    ctx,
+                    "linear_vec4",
+                    &src(Preamble::Vec4, kernels::linear::WGSL),
+                    4,
+                    &lin,
+                ),
+                linear_scalar: kernel(
+                    ctx,
+                    "linear_scalar",
+                    &src(Preamble::Scalar, kernels::linear::WGSL),
+                    4,
+                    &lin,
+                ),
+                attention_vec4: kernel(
+                    ctx,
+                    "attention_vec4",
+                    &src(Preamble::Vec4, kernels::attention::WGSL),
+                    2,
+                    &attn,
+                ),
+                attention_scalar: kernel(
+                    ctx,
+                    "attention_scalar",
+                    &src(Preamble::Scalar, kernels::attention::WGSL),
+                    2,
+                    &attn,
+                ),
+                layernorm: kernel(
+                    ctx,
+                    "layernorm",
+                    &src(Preamble::Scalar, kernels::layernorm::WGSL),
+                    4,
+                    &row,
+                ),
+                embeddings: kernel(
+                    ctx,
+                    "embeddings",
+                    &src(Preamble::Scalar, kernels::embeddings::WGSL),
+                    7,
+                    &row,
+                ),
+            }
+        })
+    }
+}

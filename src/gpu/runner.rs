@@ -1,0 +1,583 @@
+//! The graph runner: weights uploaded once, pipelines built once, activation
+//! buffers and bind groups planned once per (sequences, seq) and reused, and
+//! a forward that is one command encoder, one submit, one readback.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use super::pipelines::{Kernel, Pipelines, Preamble, ATTENTION_WG, LINEAR_WG};
+use super::GpuContext;
+use crate::checkpoint::Tensor;
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, TensorId};
+use crate::inputs::Encoding;
+use crate::kernels;
+use crate::weights::Weights;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LinearParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    x_row_stride: u32,
+    act: u32,
+    has_residual: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AttnParams {
+    batch: u32,
+    seq: u32,
+    heads: u32,
+    head_dim: u32,
+    scale: f32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LnParams {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    has_residual: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmbParams {
+    tokens: u32,
+    seq: u32,
+    hidden: u32,
+    eps: f32,
+    vocab: u32,
+    max_pos: u32,
+    type_vocab: u32,
+    _pad: u32,
+}
+
+/// Weights of one step, resident on the GPU.
+enum StepWeights {
+    Embeddings {
+        word: wgpu::Buffer,
+        position: wgpu::Buffer,
+        token_type: wgpu::Buffer,
+        gamma: wgpu::Buffer,
+        beta: wgpu::Buffer,
+    },
+    Linear {
+        weight: wgpu::Buffer,
+        bias: wgpu::Buffer,
+        n: usize,
+    },
+    Attention,
+    LayerNorm {
+        gamma: wgpu::Buffer,
+        beta: wgpu::Buffer,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum KernelKind {
+    LinearVec4,
+    LinearScalar,
+    AttentionVec4,
+    AttentionScalar,
+    LayerNorm,
+    Embeddings,
+}
+
+/// Everything that depends on the batch shape.
+struct Plan {
+    ids: wgpu::Buffer,
+    types: wgpu::Buffer,
+    mask: wgpu::Buffer,
+    tensors: Vec<wgpu::Buffer>,
+    dispatches: Vec<(KernelKind, wgpu::BindGroup, [u32; 3])>,
+    staging: wgpu::Buffer,
+    _uniforms: Vec<wgpu::Buffer>,
+}
+
+/// Plans by (sequences, seq); each locked while a forward uses it.
+type PlanCache = HashMap<(usize, usize), Arc<Mutex<Plan>>>;
+
+/// Counters the tests and the bench read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// Forward passes run.
+    pub forwards: u64,
+    /// Queue submissions.
+    pub submits: u64,
+    /// Buffer readbacks (map_async of a staging buffer).
+    pub readbacks: u64,
+    /// Shape plans built (activation buffers + bind groups).
+    pub plans_built: u64,
+}
+
+/// The WebGPU executor.
+pub struct GpuExecutor {
+    ctx: GpuContext,
+    pipes: Pipelines,
+    graph: Graph,
+    cfg: BertConfig,
+    weights: Vec<StepWeights>,
+    dummy: wgpu::Buffer,
+    plans: Mutex<PlanCache>,
+    forwards: AtomicU64,
+    submits: AtomicU64,
+    readbacks: AtomicU64,
+    plans_built: AtomicU64,
+}
+
+/// Most shapes kept planned at once; beyond it the cache is cleared.
+const MAX_PLANS: usize = 16;
+
+fn ceil_div(a: usize, b: usize) -> u32 {
+    a.div_ceil(b) as u32
+}
+
+/// Grid for one-workgroup-per-row kernels, folding rows past 65535 into y.
+fn row_grid(rows: usize) -> [u32; 3] {
+    let x = rows.clamp(1, 65535);
+    [x as u32, ceil_div(rows, x), 1]
+}
+
+impl GpuExecutor {
+    /// Uploads `weights` for `graph` and compiles the pipelines.
+    pub fn new(ctx: GpuContext, cfg: &BertConfig, graph: Graph, weights: &Weights) -> Result<Self> {
+        let pipes = Pipelines::new(&ctx)?;
+        if cfg.head_dim() > 128 {
+            return Err(Error::Unsupported(format!(
+                "attention head size {} (the GPU kernel supports up to 128)",
+                cfg.head_dim()
+            )));
+        }
+        let upload = |name: &str, data: &[f32]| -> Result<wgpu::Buffer> {
+            let bytes = (data.len() * 4) as u64;
+            ctx.check_size(name, bytes)?;
+            ctx.scoped(&format!("uploading `{name}`"), || {
+                ctx.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(name),
+                        contents: bytemuck::cast_slice(data),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    })
+            })
+        };
+        let param = |name: &str| -> Result<wgpu::Buffer> { upload(name, weights.get(name)?) };
+        let mut step_weights = Vec::with_capacity(graph.steps.len());
+        for step in &graph.steps {
+            step_weights.push(match &step.op {
+                Op::Embeddings { .. } => StepWeights::Embeddings {
+                    word: param("embeddings.word_embeddings.weight")?,
+                    position: param("embeddings.position_embeddings.weight")?,
+                    token_type: param("embeddings.token_type_embeddings.weight")?,
+                    gamma: param("embeddings.LayerNorm.weight")?,
+                    beta: param("embeddings.LayerNorm.bias")?,
+                },
+                Op::Linear { modules, .. } => {
+                    let lw = weights.stacked_linear(modules)?;
+                    StepWeights::Linear {
+                        weight: upload(&format!("{}.weight", step.module), &lw.weight)?,
+                        bias: upload(&format!("{}.bias", step.module), &lw.bias)?,
+                        n: lw.out_features,
+                    }
+                }
+                Op::Attention { .. } => StepWeights::Attention,
+                Op::LayerNorm { .. } => StepWeights::LayerNorm {
+                    gamma: param(&format!("{}.weight", step.module))?,
+                    beta: param(&format!("{}.bias", step.module))?,
+                },
+            });
+        }
+        let dummy = upload("dummy", &[0.0; 4])?;
+        Ok(GpuExecutor {
+            ctx,
+            pipes,
+            graph,
+            cfg: cfg.clone(),
+            weights: step_weights,
+            dummy,
+            plans: Mutex::new(HashMap::new()),
+            forwards: AtomicU64::new(0),
+            submits: AtomicU64::new(0),
+            readbacks: AtomicU64::new(0),
+            plans_built: AtomicU64::new(0),
+        })
+    }
+
+    /// Adapter description.
+    pub fn adapter_name(&self) -> String {
+        self.ctx.describe()
+    }
+
+    /// The device context.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Counters since load.
+    pub fn stats(&self) -> GpuStats {
+        GpuStats {
+            forwards: self.forwards.load(Ordering::SeqCst),
+            submits: self.submits.load(Ordering::SeqCst),
+            readbacks: self.readbacks.load(Ordering::SeqCst),
+            plans_built: self.plans_built.load(Ordering::SeqCst),
+        }
+    }
+
+    fn kernel(&self, k: KernelKind) -> &Kernel {
+        match k {
+            KernelKind::LinearVec4 => &self.pipes.linear_vec4,
+            KernelKind::LinearScalar => &self.pipes.linear_scalar,
+            KernelKind::AttentionVec4 => &self.pipes.attention_vec4,
+            KernelKind::AttentionScalar => &self.pipes.attention_scalar,
+            KernelKind::LayerNorm => &self.pipes.layernorm,
+            KernelKind::Embeddings => &self.pipes.embeddings,
+        }
+    }
+
+    fn plan(&self, n_seq: usize, seq: usize) -> Result<Arc<Mutex<Plan>>> {
+        let mut plans = self.plans.lock().map_err(|_| Error::Gpu {
+            context: "plan cache".into(),
+            message: "poisoned lock".into(),
+        })?;
+        if let Some(p) = plans.get(&(n_seq, seq)) {
+            return Ok(p.clone());
+        }
+        let plan = Arc::new(Mutex::new(self.build_plan(n_seq, seq)?));
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        plans.insert((n_seq, seq), plan.clone());
+        self.plans_built.fetch_add(1, Ordering::SeqCst);
+        Ok(plan)
+    }
+
+    fn build_plan(&self, n_seq: usize, seq: usize) -> Result<Plan> {
+        let g = &self.graph;
+        let dev = &self.ctx.device;
+        let tokens = n_seq * seq;
+        let storage =
+            |label: &str, bytes: u64, extra: wgpu::BufferUsages| -> Result<wgpu::Buffer> {
+                self.ctx.check_size(label, bytes)?;
+                Ok(dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: bytes.max(16).next_multiple_of(16),
+                    usage: wgpu::BufferUsages::STORAGE | extra,
+                    mapped_at_creation: false,
+                }))
+            };
+        self.ctx
+            .scoped("allocating activation buffers", || -> Result<Plan> {
+                let input = wgpu::BufferUsages::COPY_DST;
+                let ids = storage("input_ids", tokens as u64 * 4, input)?;
+                let types = storage("token_type_ids", tokens as u64 * 4, input)?;
+                let mask = storage("attention_mask", tokens as u64 * 4, input)?;
+                let mut tensors = Vec::with_capacity(g.tensors.len());
+                let mut out_bytes = 0u64;
+                for (i, t) in g.tensors.iter().enumerate() {
+                    let bytes = (g.rows(TensorId(i), n_seq, seq) * t.cols * 4) as u64;
+                    let label =
+                        format!("activation `{}` ({n_seq} sequences × {seq} tokens)", t.name);
+                    tensors.push(storage(&label, bytes, wgpu::BufferUsages::COPY_SRC)?);
+                    if g.outputs.iter().any(|(_, o)| o.0 == i) {
+                        out_bytes += bytes;
+                    }
+                }
+                let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: out_bytes.max(16).next_multiple_of(16),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut uniforms = Vec::new();
+                let mut dispatches = Vec::new();
+                for (step, sw) in g.steps.iter().zip(&self.weights) {
+                    let (kind, params, buffers, grid): (
+                        KernelKind,
+                        Vec<u8>,
+                        Vec<&wgpu::Buffer>,
+                        [u32; 3],
+                    ) = match (&step.op, sw) {
+                        (
+                            Op::Embeddings { out },
+                            StepWeights::Embeddings {
+                                word,
+                                position,
+                                token_type,
+                                gamma,
+                                beta,
+                            },
+                        ) => {
+                            let p = EmbParams {
+                                tokens: tokens as u32,
+                                seq: seq as u32,
+                                hidden: g.hidden as u32,
+                                eps: self.cfg.layer_norm_eps,
+                                vocab: self.cfg.vocab_size as u32,
+                                max_pos: self.cfg.max_position_embeddings as u32,
+                                type_vocab: self.cfg.type_vocab_size as u32,
+                                _pad: 0,
+                            };
+                            (
+                                KernelKind::Embeddings,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![
+                                    &ids,
+                                    &types,
+                                    word,
+                                    position,
+                                    token_type,
+                                    gamma,
+                                    beta,
+                                    &tensors[out.0],
+                                ],
+                                row_grid(tokens),
+                            )
+                        }
+                        (
+                            Op::Linear {
+                                x,
+                                cls_only,
+                                act,
+                                residual,
+                                out,
+                                ..
+                            },
+                            StepWeights::Linear { weight, bias, n },
+                        ) => {
+                            let k = g.tensors[x.0].cols;
+                            let m = g.rows(*out, n_seq, seq);
+                            let stride = if *cls_only { seq * k } else { k };
+                            let p = LinearParams {
+                                m: m as u32,
+                                n: *n as u32,
+                                k: k as u32,
+                                x_row_stride: stride as u32,
+                                act: act.code(),
+                                has_residual: u32::from(residual.is_some()),
+                                _pad: [0; 2],
+                            };
+                            let kind = match Preamble::for_lengths(&[k, stride]) {
+                                Preamble::Vec4 => KernelKind::LinearVec4,
+                                Preamble::Scalar => KernelKind::LinearScalar,
+                            };
+                            let r = residual.map_or(&self.dummy, |r| &tensors[r.0]);
+                            let grid = [
+                                ceil_div(*n, 4 * LINEAR_WG.0 as usize),
+                                ceil_div(m, 4 * LINEAR_WG.1 as usize),
+                                1,
+                            ];
+                            (
+                                kind,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![&tensors[x.0], weight, bias, r, &tensors[out.0]],
+                                grid,
+                            )
+                        }
+                        (Op::Attention { qkv, out, heads }, StepWeights::Attention) => {
+                            let d = g.hidden / heads;
+                            let p = AttnParams {
+                                batch: n_seq as u32,
+                                seq: seq as u32,
+                                heads: *heads as u32,
+                                head_dim: d as u32,
+                                scale: 1.0 / (d as f32).sqrt(),
+                                _pad: [0; 3],
+                            };
+                            let kind = match Preamble::for_lengths(&[d]) {
+                                Preamble::Vec4 => KernelKind::AttentionVec4,
+                                Preamble::Scalar => KernelKind::AttentionScalar,
+                            };
+                            let grid = [
+                                ceil_div(seq, ATTENTION_WG as usize),
+                                *heads as u32,
+                                n_seq as u32,
+                            ];
+                            (
+                                kind,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![&tensors[qkv.0], &mask, &tensors[out.0]],
+                                grid,
+                            )
+                        }
+                        (Op::LayerNorm { x, out, eps }, StepWeights::LayerNorm { gamma, beta }) => {
+                            let rows = g.rows(*out, n_seq, seq);
+                            let p = LnParams {
+                                rows: rows as u32,
+                                cols: g.tensors[out.0].cols as u32,
+                                eps: *eps,
+                                has_residual: 0,
+                            };
+                            (
+                                KernelKind::LayerNorm,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![&tensors[x.0], &self.dummy, gamma, beta, &tensors[out.0]],
+                                row_grid(rows),
+                            )
+                        }
+                        _ => {
+                            return Err(Error::Gpu {
+                                context: step.module.clone(),
+                                message: "internal: step and weights disagree".into(),
+                            })
+                        }
+                    };
+                    let ubuf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(&step.module),
+                        contents: &params,
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                    let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource: b.as_entire_binding(),
+                        })
+                        .collect();
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: buffers.len() as u32,
+                        resource: ubuf.as_entire_binding(),
+                    });
+                    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(&step.module),
+                        layout: &self.kernel(kind).layout,
+                        entries: &entries,
+                    });
+                    uniforms.push(ubuf);
+                    dispatches.push((kind, bg, grid));
+                }
+                Ok(Plan {
+                    ids,
+                    types,
+                    mask,
+                    tensors,
+                    dispatches,
+                    staging,
+                    _uniforms: uniforms,
+                })
+            })?
+    }
+
+    /// Runs the graph; returns the requested outputs as (rows, cols) tensors.
+    pub fn run(&self, enc: &Encoding, wanted: &[&str]) -> Result<Vec<Tensor>> {
+        enc.validate(&self.cfg)?;
+        let g = &self.graph;
+        let (n_seq, seq) = (enc.sequences(), enc.seq);
+        let mut outs = Vec::with_capacity(wanted.len());
+        for name in wanted {
+            let t = g
+                .output(name)
+                .ok_or_else(|| Error::input(format!("this model has no output `{name}`")))?;
+            outs.push(t);
+        }
+        let plan = self.plan(n_seq, seq)?;
+        let plan = plan.lock().map_err(|_| Error::Gpu {
+            context: "plan".into(),
+            message: "poisoned lock".into(),
+        })?;
+        let mask: Vec<f32> = kernels::additive_mask(&enc.attention_mask);
+        let mut offsets = Vec::with_capacity(outs.len());
+        let submission = self.ctx.scoped("recording the forward pass", || {
+            let q = &self.ctx.queue;
+            q.write_buffer(&plan.ids, 0, bytemuck::cast_slice(&enc.input_ids));
+            q.write_buffer(&plan.types, 0, bytemuck::cast_slice(&enc.token_type_ids));
+            q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&mask));
+            let mut encoder =
+                self.ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("forward"),
+                    });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("bert"),
+                    timestamp_writes: None,
+                });
+                for (kind, bg, [x, y, z]) in &plan.dispatches {
+                    pass.set_pipeline(&self.kernel(*kind).pipeline);
+                    pass.set_bind_group(0, bg, &[]);
+                    pass.dispatch_workgroups(*x, *y, *z);
+                }
+            }
+            let mut off = 0u64;
+            for t in &outs {
+                let bytes = (g.rows(*t, n_seq, seq) * g.tensors[t.0].cols * 4) as u64;
+                encoder.copy_buffer_to_buffer(&plan.tensors[t.0], 0, &plan.staging, off, bytes);
+                offsets.push((off, bytes));
+                off += bytes;
+            }
+            (q.submit(Some(encoder.finish())), off)
+        })?;
+        let (index, total) = submission;
+        self.submits.fetch_add(1, Ordering::SeqCst);
+        let slice = plan.staging.slice(0..total.max(4));
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx.wait(index.clone(), "the forward pass")?;
+        match rx.try_recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Error::Gpu {
+                    context: "reading results".into(),
+                    message: e.to_string(),
+                })
+            }
+            Err(_) => {
+                // The map may resolve on a later poll.
+                self.ctx.wait(index, "mapping results")?;
+                match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        return Err(Error::Gpu {
+                            context: "reading results".into(),
+                            message: e.to_string(),
+                        })
+                    }
+                    Err(_) => {
+                        self.ctx.check("reading results")?;
+                        return Err(Error::Timeout {
+                            context: "mapping the readback buffer".into(),
+                            seconds: 5.0,
+                        });
+                    }
+                }
+            }
+        }
+        self.readbacks.fetch_add(1, Ordering::SeqCst);
+        let result = {
+            let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
+                context: "reading results".into(),
+                message: e.to_string(),
+            })?;
+            let mut result = Vec::with_capacity(outs.len());
+            for (t, (off, bytes)) in outs.iter().zip(&offsets) {
+                let raw = &view[*off as usize..(*off + *bytes) as usize];
+                let data: Vec<f32> = raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                result.push(Tensor::new(
+                    vec![g.rows(*t, n_seq, seq), g.tensors[t.0].cols],
+                    data,
+                )?);
+            }
+            result
+        };
+        plan.staging.unmap();
+        self.forwards.fetch_add(1, Ordering::SeqCst);
+        Ok(result)
+    }
+}

@@ -1,0 +1,308 @@
+//! [`Model`]: a loaded checkpoint on a device, with HF-shaped outputs.
+
+use std::path::Path;
+
+use crate::checkpoint::{Checkpoint, Tensor};
+use crate::config::BertConfig;
+use crate::cpu::CpuExecutor;
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, GpuExecutor};
+use crate::graph::{outputs, Graph, Head};
+use crate::heads::{self, Labels};
+use crate::inputs::Encoding;
+use crate::source::{self, ModelFiles};
+use crate::tokenize::BertTokenizer;
+use crate::weights::Weights;
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// The CPU reference executor.
+    Cpu,
+    /// A WebGPU adapter (any kind, software ones included).
+    Gpu,
+    /// A hardware GPU when there is one, else the CPU.
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for Device {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu),
+            "auto" => Ok(Device::Auto),
+            other => Err(Error::input(format!(
+                "unknown device `{other}` (expected cpu, gpu or auto)"
+            ))),
+        }
+    }
+}
+
+/// Options for [`Model::load`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Where to run.
+    pub device: Device,
+    /// The head; by default taken from config.json's `architectures`.
+    pub head: Option<Head>,
+    /// Hub revision (branch, tag or commit).
+    pub revision: Option<String>,
+}
+
+/// HF-named outputs of one forward pass. Fields the head does not produce,
+/// or that were not asked for, are `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outputs {
+    /// (sequences, seq, hidden)
+    pub last_hidden_state: Option<Tensor>,
+    /// (sequences, hidden)
+    pub pooler_output: Option<Tensor>,
+    /// (batch, num_labels), (batch, seq, num_labels) or (batch, choices)
+    pub logits: Option<Tensor>,
+    /// (batch, seq)
+    pub start_logits: Option<Tensor>,
+    /// (batch, seq)
+    pub end_logits: Option<Tensor>,
+    /// Scalar loss when labels were given.
+    pub loss: Option<f32>,
+}
+
+pub(crate) enum Executor {
+    Cpu(Box<CpuExecutor>),
+    Gpu(Box<GpuExecutor>),
+}
+
+impl Executor {
+    fn run(&self, enc: &Encoding, wanted: &[&str]) -> Result<Vec<Tensor>> {
+        match self {
+            Executor::Cpu(c) => c.run(enc, wanted),
+            Executor::Gpu(g) => g.run(enc, wanted),
+        }
+    }
+}
+
+/// A BERT checkpoint with its head, tokenizer and executor.
+pub struct Model {
+    config: BertConfig,
+    head: Head,
+    has_pooler: bool,
+    tokenizer: Option<BertTokenizer>,
+    executor: Executor,
+}
+
+impl Model {
+    /// Loads a folder or Hub id.
+    pub fn load(source: &str, opts: &LoadOptions) -> Result<Self> {
+        let files = source::resolve(source, opts.revision.as_deref())?;
+        Self::load_files(&files, opts)
+    }
+
+    /// Loads from a folder.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        Self::load(&dir.to_string_lossy(), opts)
+    }
+
+    /// Loads from resolved files.
+    pub fn load_files(files: &ModelFiles, opts: &LoadOptions) -> Result<Self> {
+        let config = BertConfig::from_file(&files.config)?;
+        let tokenizer = match &files.tokenizer {
+            Some(p) => Some(BertTokenizer::from_file(p, &config)?),
+            None => None,
+        };
+        let ckpt = Checkpoint::open(&files.weights)?;
+        let head = opts
+            .head
+            .unwrap_or_else(|| Head::from_architectures(&config.architectures));
+        let has_pooler = ckpt.contains("pooler.dense.weight") || head.needs_pooler();
+        let graph = Graph::bert(&config, head, has_pooler);
+        let weights = Weights::load(&graph, &ckpt, config.layer_norm_eps)?;
+        Self::from_parts(config, graph, weights, tokenizer, opts.device)
+    }
+
+    /// Assembles a model from an already built graph and weights.
+    pub fn from_parts(
+        config: BertConfig,
+        graph: Graph,
+        weights: Weights,
+        tokenizer: Option<BertTokenizer>,
+        device: Device,
+    ) -> Result<Self> {
+        let head = graph.head;
+        let has_pooler = graph.output(outputs::POOLER_OUTPUT).is_some();
+        if let Some(w) = weights.tensor("classifier.weight") {
+            let rows = w.shape.first().copied().unwrap_or(0);
+            let want = if head == Head::MultipleChoice {
+                1
+            } else {
+                config.num_labels
+            };
+            if rows != want {
+                return Err(Error::ShapeMismatch {
+                    name: "classifier.weight".into(),
+                    expected: vec![want, config.hidden_size],
+                    actual: w.shape.clone(),
+                });
+            }
+        }
+        let executor = match device {
+            Device::Cpu => Executor::Cpu(Box::new(CpuExecutor::new(graph, weights)?)),
+            Device::Gpu => {
+                let ctx = GpuContext::new(true)?;
+                Executor::Gpu(Box::new(GpuExecutor::new(ctx, &config, graph, &weights)?))
+            }
+            Device::Auto => match GpuContext::new(false) {
+                Ok(ctx) => {
+                    Executor::Gpu(Box::new(GpuExecutor::new(ctx, &config, graph, &weights)?))
+                }
+                Err(e) => {
+                    log::info!("no hardware GPU ({e}); using the CPU executor");
+                    Executor::Cpu(Box::new(CpuExecutor::new(graph, weights)?))
+                }
+            },
+        };
+        Ok(Model {
+            config,
+            head,
+            has_pooler,
+            tokenizer,
+            executor,
+        })
+    }
+
+    /// The parsed config.json.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The head this model runs.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Whether `pooler_output` is available.
+    pub fn has_pooler(&self) -> bool {
+        self.has_pooler
+    }
+
+    /// The tokenizer, when the checkpoint has `tokenizer.json`.
+    pub fn tokenizer(&self) -> Option<&BertTokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// `"cpu"` or the GPU adapter's description.
+    pub fn device_name(&self) -> String {
+        match &self.executor {
+            Executor::Cpu(_) => "cpu".into(),
+            Executor::Gpu(g) => g.adapter_name(),
+        }
+    }
+
+    /// The GPU executor, when running on one.
+    pub fn gpu(&self) -> Option<&GpuExecutor> {
+        match &self.executor {
+            Executor::Gpu(g) => Some(g),
+            Executor::Cpu(_) => None,
+        }
+    }
+
+    /// Tokenizes texts (and pairs) with HF Python's semantics.
+    pub fn tokenize(&self, texts: &[String], pairs: Option<&[String]>) -> Result<Encoding> {
+        self.tokenizer
+            .as_ref()
+            .ok_or_else(|| Error::Tokenizer("this checkpoint has no tokenizer.json".into()))?
+            .encode(texts, pairs)
+    }
+
+    /// The head's default outputs: hidden states and pooled output for the
+    /// base model, logits for the others.
+    pub fn forward(&self, enc: &Encoding) -> Result<Outputs> {
+        self.forward_select(enc, None, false)
+    }
+
+    /// Forward with labels: the head's outputs plus `loss`.
+    pub fn forward_with_labels(&self, enc: &Encoding, labels: &Labels) -> Result<Outputs> {
+        self.forward_select(enc, Some(labels), false)
+    }
+
+    /// Forward returning the head's outputs and, with `hidden`, also
+    /// `last_hidden_state` (and `pooler_output` when present).
+    pub fn forward_select(
+        &self,
+        enc: &Encoding,
+        labels: Option<&Labels>,
+        hidden: bool,
+    ) -> Result<Outputs> {
+        enc.validate(&self.config)?;
+        if (self.head == Head::MultipleChoice) != enc.choices.is_some() {
+            return Err(Error::input(if self.head == Head::MultipleChoice {
+                "multiple-choice input must be 3-D: [batch][choices][seq]"
+            } else {
+                "3-D [batch][choices][seq] input is only for the multiple-choice head"
+            }));
+        }
+        let mut wanted: Vec<&str> = Vec::new();
+        let base = self.head == Head::Base;
+        if base || hidden {
+            wanted.push(outputs::LAST_HIDDEN_STATE);
+            if self.has_pooler {
+                wanted.push(outputs::POOLER_OUTPUT);
+            }
+        }
+        match self.head {
+            Head::Base => {}
+            Head::QuestionAnswering => wanted.push(outputs::QA_LOGITS),
+            _ => wanted.push(outputs::LOGITS),
+        }
+        let got = self.executor.run(enc, &wanted)?;
+        let (n_seq, seq, h) = (enc.sequences(), enc.seq, self.config.hidden_size);
+        let mut out = Outputs::default();
+        for (name, t) in wanted.iter().zip(got) {
+            match *name {
+                outputs::LAST_HIDDEN_STATE => {
+                    out.last_hidden_state = Some(Tensor::new(vec![n_seq, seq, h], t.data)?)
+                }
+                outputs::POOLER_OUTPUT => {
+                    out.pooler_output = Some(Tensor::new(vec![n_seq, h], t.data)?)
+                }
+                outputs::LOGITS => {
+                    let shape = match self.head {
+                        Head::TokenClassification => vec![n_seq, seq, self.config.num_labels],
+                        Head::MultipleChoice => vec![enc.batch, enc.choices.unwrap_or(1)],
+                        _ => vec![n_seq, self.config.num_labels],
+                    };
+                    out.logits = Some(Tensor::new(shape, t.data)?);
+                }
+                outputs::QA_LOGITS => {
+                    let (start, end): (Vec<f32>, Vec<f32>) =
+                        t.data.chunks_exact(2).map(|p| (p[0], p[1])).unzip();
+                    out.start_logits = Some(Tensor::new(vec![n_seq, seq], start)?);
+                    out.end_logits = Some(Tensor::new(vec![n_seq, seq], end)?);
+                }
+                _ => {}
+            }
+        }
+        if let Some(labels) = labels {
+            let (logits, end, width) = match self.head {
+                Head::QuestionAnswering => (&out.start_logits, out.end_logits.as_ref(), seq),
+                Head::MultipleChoice => (&out.logits, None, enc.choices.unwrap_or(1)),
+                Head::TokenClassification => (&out.logits, None, seq),
+                _ => (&out.logits, None, self.config.num_labels),
+            };
+            let logits = logits.as_ref().ok_or_else(|| {
+                Error::Labels("the base model has no head, so labels cannot be used".into())
+            })?;
+            out.loss = Some(heads::loss(
+                &self.config,
+                self.head,
+                labels,
+                &logits.data,
+                end.map(|t| t.data.as_slice()),
+                enc.batch,
+                width,
+            )?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,125 @@
+//! The weights a graph reads, loaded from a checkpoint and checked against
+//! the shapes config.json implies.
+
+use std::collections::HashMap;
+
+use crate::checkpoint::{Checkpoint, Tensor};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+
+/// Validated f32 weights by canonical HF name.
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+    /// LayerNorm epsilon (for the embeddings step).
+    pub eps: f32,
+}
+
+/// Weights of one or more `nn.Linear` stacked by output rows.
+pub struct LinearWeights {
+    /// (out_features, in_features)
+    pub weight: Vec<f32>,
+    /// (out_features)
+    pub bias: Vec<f32>,
+    /// Sum of the stacked modules' output features.
+    pub out_features: usize,
+    /// Shared input width.
+    pub in_features: usize,
+}
+
+impl Weights {
+    /// Reads every parameter of `graph` from `ckpt`, checking presence and
+    /// shape. Unused tensors are logged at debug level and skipped.
+    pub fn load(graph: &Graph, ckpt: &Checkpoint, eps: f32) -> Result<Self> {
+        let mut tensors = HashMap::new();
+        for spec in &graph.params {
+            let t = ckpt.tensor(&spec.name, &spec.shape).map_err(|e| match e {
+                Error::MissingTensor { name, expected, .. } => Error::MissingTensor {
+                    hint: missing_hint(&name, graph),
+                    name,
+                    expected,
+                },
+                other => other,
+            })?;
+            tensors.insert(spec.name.clone(), t);
+        }
+        for name in ckpt.names() {
+            if !tensors.contains_key(name) {
+                log::debug!(
+                    "ignoring tensor `{name}`: not used by {}",
+                    graph.head.hf_class()
+                );
+            }
+        }
+        Ok(Weights { tensors, eps })
+    }
+
+    /// Builds weights directly (tests, random models).
+    pub fn from_tensors(tensors: HashMap<String, Tensor>, eps: f32) -> Self {
+        Weights { tensors, eps }
+    }
+
+    /// The data of tensor `name`.
+    pub fn get(&self, name: &str) -> Result<&[f32]> {
+        self.tensors
+            .get(name)
+            .map(|t| t.data.as_slice())
+            .ok_or_else(|| Error::MissingTensor {
+                name: name.to_string(),
+                expected: vec![],
+                hint: String::new(),
+            })
+    }
+
+    /// The tensor `name`.
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    /// Stacks `modules`' weights and biases by rows (fused QKV).
+    pub fn stacked_linear(&self, modules: &[String]) -> Result<LinearWeights> {
+        let mut weight = Vec::new();
+        let mut bias = Vec::new();
+        let mut in_features = None;
+        for m in modules {
+            let w =
+                self.tensors
+                    .get(&format!("{m}.weight"))
+                    .ok_or_else(|| Error::MissingTensor {
+                        name: format!("{m}.weight"),
+                        expected: vec![],
+                        hint: String::new(),
+                    })?;
+            let k = w.shape.get(1).copied().unwrap_or(0);
+            if *in_features.get_or_insert(k) != k {
+                return Err(Error::Unsupported(format!(
+                    "stacked linears with different input widths at `{m}`"
+                )));
+            }
+            weight.extend_from_slice(&w.data);
+            bias.extend_from_slice(self.get(&format!("{m}.bias"))?);
+        }
+        let in_features = in_features.unwrap_or(0);
+        Ok(LinearWeights {
+            out_features: bias.len(),
+            weight,
+            bias,
+            in_features,
+        })
+    }
+}
+
+fn missing_hint(name: &str, graph: &Graph) -> String {
+    if name.starts_with("pooler.") {
+        format!(
+            " — {} needs the pooler, which this checkpoint lacks",
+            graph.head.hf_class()
+        )
+    } else if name.starts_with("classifier.") || name.starts_with("qa_outputs.") {
+        format!(
+            " — the checkpoint has no {} head weights; HF would initialise them randomly, this library refuses (choose another --head or a fine-tuned checkpoint)",
+            graph.head.hf_class()
+        )
+    } else {
+        String::new()
+    }
+}
