@@ -96,7 +96,7 @@ impl Checkpoint {
                 mmap.len()
             )));
         }
-        let st = SafeTensors::deserialize(&mmap).map_err(|e| bad(e.to_string()))?;
+        let st = SafeTensors::deserialize(&mmap).map_err(|e| bad(parse_error(&mmap, &e)))?;
         let mut entries = BTreeMap::new();
         for (key, view) in st.iter() {
             let canon = canonical_name(key);
@@ -173,6 +173,54 @@ impl Checkpoint {
             message: format!("`{}`: unsupported dtype {:?}", entry.stored, entry.dtype),
         })?;
         Tensor::new(entry.shape.clone(), data)
+    }
+}
+
+/// The reference parser's message plus what it leaves out: the sizes behind
+/// a bad header length or an uncovered data section, and which tensor's
+/// shape × dtype disagrees with its byte span. `buf` has at least 8 bytes.
+fn parse_error(buf: &[u8], e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    let n = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
+    let header: Option<serde_json::Map<String, serde_json::Value>> = usize::try_from(n)
+        .ok()
+        .and_then(|n| buf.get(8..8usize.checked_add(n)?))
+        .and_then(|h| serde_json::from_slice(h).ok());
+    let tensors = || {
+        header.iter().flatten().filter_map(|(k, v)| {
+            let offsets: Vec<u64> = serde_json::from_value(v.get("data_offsets")?.clone()).ok()?;
+            let shape: Vec<u64> = serde_json::from_value(v.get("shape")?.clone()).ok()?;
+            let dtype: Dtype = serde_json::from_value(v.get("dtype")?.clone()).ok()?;
+            Some((k, offsets, shape, dtype))
+        })
+    };
+    match e {
+        E::HeaderTooLarge | E::InvalidHeaderLength => format!(
+            "{e}: the header length field says {n} bytes, the file has {}",
+            buf.len()
+        ),
+        E::MetadataIncompleteBuffer => {
+            let end = tensors().filter_map(|t| t.1.get(1).copied()).max().unwrap_or(0);
+            format!(
+                "{e}: the header's data_offsets end at byte {end} of the data section, which has {} bytes (truncated file?)",
+                (buf.len() as u64).saturating_sub(8).saturating_sub(n)
+            )
+        }
+        E::TensorInvalidInfo => tensors()
+            .find_map(|(k, offsets, shape, dtype)| {
+                let bits = shape
+                    .iter()
+                    .try_fold(dtype.bitsize() as u64, |a, &d| a.checked_mul(d))?;
+                let span = offsets.get(1)?.checked_sub(*offsets.first()?)?;
+                (span.checked_mul(8) != Some(bits)).then(|| {
+                    format!(
+                        "{e} `{k}`: {dtype} × {shape:?} is {} bytes but its data_offsets span {span}",
+                        bits / 8
+                    )
+                })
+            })
+            .unwrap_or_else(|| e.to_string()),
+        _ => e.to_string(),
     }
 }
 

@@ -225,6 +225,12 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
+        if self.pad_token_id as usize >= self.vocab_size {
+            return Err(format!(
+                "pad_token_id {} is not below vocab_size {}",
+                self.pad_token_id, self.vocab_size
+            ));
+        }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps >= 0.0) {
             return Err(format!(
                 "layer_norm_eps {} is not a finite non-negative number",

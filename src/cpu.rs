@@ -16,6 +16,17 @@ pub struct CpuExecutor {
     weights: Weights,
     /// step index → stacked (W, b) for `Op::Linear` steps
     linears: HashMap<usize, LinearWeights>,
+    /// Log per-op-kind times (BERT_WGPU_PROFILE=1).
+    profile: bool,
+}
+
+fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::Embeddings { .. } => "embeddings",
+        Op::Linear { .. } => "linear",
+        Op::Attention { .. } => "attention",
+        Op::LayerNorm { .. } => "layernorm",
+    }
 }
 
 impl CpuExecutor {
@@ -31,6 +42,7 @@ impl CpuExecutor {
             graph,
             weights,
             linears,
+            profile: std::env::var("BERT_WGPU_PROFILE").is_ok_and(|v| v == "1"),
         })
     }
 
@@ -50,7 +62,9 @@ impl CpuExecutor {
             .map(|(i, t)| vec![0.0; g.rows(TensorId(i), n_seq, seq) * t.cols])
             .collect();
         let mask = kernels::additive_mask(&enc.attention_mask);
+        let mut profile = self.profile.then(Vec::new);
         for (i, step) in g.steps.iter().enumerate() {
+            let started = std::time::Instant::now();
             match &step.op {
                 Op::Embeddings { out } => {
                     let w = &self.weights;
@@ -116,6 +130,23 @@ impl CpuExecutor {
                     bufs[out.0] = y;
                 }
             }
+            if let Some(p) = profile.as_mut() {
+                p.push((op_kind(&step.op), started.elapsed().as_secs_f64()));
+            }
+        }
+        if let Some(p) = profile {
+            let mut totals: Vec<(&str, f64)> = Vec::new();
+            for (k, t) in p {
+                match totals.iter_mut().find(|(n, _)| *n == k) {
+                    Some(e) => e.1 += t,
+                    None => totals.push((k, t)),
+                }
+            }
+            let line: Vec<String> = totals
+                .iter()
+                .map(|(k, t)| format!("{k} {:.1} ms", t * 1e3))
+                .collect();
+            log::info!("cpu forward profile: {}", line.join(", "));
         }
         wanted
             .iter()

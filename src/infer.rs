@@ -161,6 +161,8 @@ fn strings(v: &Value, field: &str) -> std::result::Result<Vec<String>, String> {
 /// Parses one input line for `model`. Errors are plain messages; the caller
 /// adds the line number.
 pub fn parse_request(line: &str, model: &Model) -> std::result::Result<Request, String> {
+    // A UTF-8 byte-order mark (from some editors) is not part of the JSON.
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let obj = match v {
         Value::Object(o) => o,
@@ -197,6 +199,9 @@ fn ids_encoding(
         return Err("text_pair needs text, not input_ids".into());
     }
     let n = nested(ids, "input_ids")?;
+    if n.shape.contains(&0) {
+        return Err("empty batch: input_ids has a zero-length dimension".into());
+    }
     let want_rank = if mc { 3 } else { 2 };
     if n.shape.len() != want_rank {
         return Err(if mc {
@@ -207,9 +212,6 @@ fn ids_encoding(
         } else {
             format!("input_ids must be 2-D [batch][seq], got {}-D (3-D input is for the multiple-choice head)", n.shape.len())
         });
-    }
-    if n.shape.contains(&0) {
-        return Err("empty batch: input_ids has a zero-length dimension".into());
     }
     let input_ids = as_u32s(&n, "input_ids")?;
     let total = input_ids.len();

@@ -68,6 +68,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time forward passes: median/min/max, tokens/s, GFLOP/s.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// A random model of a known shape instead of --model: bert-tiny,
+        /// minilm-l6, bert-base, bert-large.
+        #[arg(long)]
+        config: Option<String>,
+        /// Sequences per forward.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Tokens per sequence.
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Untimed forwards first.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed forwards.
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List GPU adapters with backend, type, driver, features and limits.
     Info,
 }
@@ -184,6 +208,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench {
+            model,
+            config,
+            batch,
+            seq,
+            warmup,
+            iters,
+            json,
+        } => {
+            let t = std::time::Instant::now();
+            let m = match &config {
+                Some(name) => {
+                    let cfg = bert_wgpu::bench::preset(name)?;
+                    bert_wgpu::bench::random_model(&cfg, model.device.parse()?)?
+                }
+                None => load(&model, Some(Head::Base))?,
+            };
+            let load_s = t.elapsed().as_secs_f64();
+            let r = bert_wgpu::bench::run(&m, load_s, batch, seq, warmup, iters)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("device      {}", r.device);
+                println!(
+                    "shape       batch {} × seq {} ({} timed forwards, load {:.2} s)",
+                    r.batch, r.seq, r.iters, r.load_s
+                );
+                println!(
+                    "forward     median {:.2} ms  min {:.2} ms  max {:.2} ms",
+                    r.median_ms, r.min_ms, r.max_ms
+                );
+                println!(
+                    "throughput  {:.0} tokens/s  {:.1} GFLOP/s",
+                    r.tokens_per_s, r.gflops
+                );
+                if let (Some(s), Some(rb)) = (r.submits_per_forward, r.readbacks_per_forward) {
+                    println!("per forward {s} submits, {rb} readbacks");
+                }
+            }
+            Ok(())
+        }
         Command::Info => {
             let adapters = bert_wgpu::gpu::list_adapters();
             if adapters.is_empty() {
@@ -224,8 +289,15 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the causes joined.
-            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // One line: the causes joined, skipping a cause its parent's
+            // message already ends with (`Error::Io` prints its source).
+            let mut msg: Vec<String> = Vec::new();
+            for c in e.chain() {
+                let c = c.to_string().replace('\n', " ");
+                if !msg.last().is_some_and(|p| p.ends_with(&c)) {
+                    msg.push(c);
+                }
+            }
             eprintln!("error: {}", msg.join(": "));
             let input_error = e.chain().any(|c| {
                 matches!(

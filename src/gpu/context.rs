@@ -173,6 +173,8 @@ impl GpuContext {
 
     /// Errors if the device was lost or an uncaptured error was recorded.
     pub fn check(&self, context: &str) -> Result<()> {
+        // Lets a pending device-lost callback run before we look at the flag.
+        let _ = self.device.poll(wgpu::PollType::Poll);
         if self.lost.load(Ordering::SeqCst) {
             let why = self
                 .lost_reason
@@ -204,6 +206,7 @@ impl GpuContext {
             pollster::block_on(internal.pop()),
         ];
         if let Some(e) = errs.into_iter().flatten().next() {
+            self.check(context)?;
             return Err(Error::Gpu {
                 context: context.to_string(),
                 message: e.to_string(),

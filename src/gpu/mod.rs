@@ -2,9 +2,11 @@
 //! graph runner that walks the same [`crate::graph::Graph`] as the CPU.
 
 mod context;
+pub mod harness;
 mod pipelines;
 mod runner;
 
 pub use context::{list_adapters, AdapterReport, GpuContext};
+pub use harness::KernelHarness;
 pub use pipelines::{assemble_shader, Preamble};
 pub use runner::{GpuExecutor, GpuStats};

@@ -21,47 +21,47 @@ use crate::weights::Weights;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct LinearParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    x_row_stride: u32,
-    act: u32,
-    has_residual: u32,
-    _pad: [u32; 2],
+pub(crate) struct LinearParams {
+    pub(crate) m: u32,
+    pub(crate) n: u32,
+    pub(crate) k: u32,
+    pub(crate) x_row_stride: u32,
+    pub(crate) act: u32,
+    pub(crate) has_residual: u32,
+    pub(crate) _pad: [u32; 2],
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct AttnParams {
-    batch: u32,
-    seq: u32,
-    heads: u32,
-    head_dim: u32,
-    scale: f32,
-    _pad: [u32; 3],
+pub(crate) struct AttnParams {
+    pub(crate) batch: u32,
+    pub(crate) seq: u32,
+    pub(crate) heads: u32,
+    pub(crate) head_dim: u32,
+    pub(crate) scale: f32,
+    pub(crate) _pad: [u32; 3],
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct LnParams {
-    rows: u32,
-    cols: u32,
-    eps: f32,
-    has_residual: u32,
+pub(crate) struct LnParams {
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) eps: f32,
+    pub(crate) has_residual: u32,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct EmbParams {
-    tokens: u32,
-    seq: u32,
-    hidden: u32,
-    eps: f32,
-    vocab: u32,
-    max_pos: u32,
-    type_vocab: u32,
-    _pad: u32,
+pub(crate) struct EmbParams {
+    pub(crate) tokens: u32,
+    pub(crate) seq: u32,
+    pub(crate) hidden: u32,
+    pub(crate) eps: f32,
+    pub(crate) vocab: u32,
+    pub(crate) max_pos: u32,
+    pub(crate) type_vocab: u32,
+    pub(crate) _pad: u32,
 }
 
 /// Weights of one step, resident on the GPU.
@@ -140,14 +140,32 @@ pub struct GpuExecutor {
 /// Most shapes kept planned at once; beyond it the cache is cleared.
 const MAX_PLANS: usize = 16;
 
-fn ceil_div(a: usize, b: usize) -> u32 {
+pub(crate) fn ceil_div(a: usize, b: usize) -> u32 {
     a.div_ceil(b) as u32
 }
 
 /// Grid for one-workgroup-per-row kernels, folding rows past 65535 into y.
-fn row_grid(rows: usize) -> [u32; 3] {
+pub(crate) fn row_grid(rows: usize) -> [u32; 3] {
     let x = rows.clamp(1, 65535);
     [x as u32, ceil_div(rows, x), 1]
+}
+
+/// Grid of `linear.wgsl` for an (m, n) output: one 4×4 block per invocation.
+pub(crate) fn linear_grid(m: usize, n: usize) -> [u32; 3] {
+    [
+        ceil_div(n, 4 * LINEAR_WG.0 as usize),
+        ceil_div(m, 4 * LINEAR_WG.1 as usize),
+        1,
+    ]
+}
+
+/// Grid of `attention.wgsl`: (query blocks, heads, batch).
+pub(crate) fn attention_grid(batch: usize, seq: usize, heads: usize) -> [u32; 3] {
+    [
+        ceil_div(seq, ATTENTION_WG as usize),
+        heads as u32,
+        batch as u32,
+    ]
 }
 
 impl GpuExecutor {
@@ -372,11 +390,7 @@ impl GpuExecutor {
                                 Preamble::Scalar => KernelKind::LinearScalar,
                             };
                             let r = residual.map_or(&self.dummy, |r| &tensors[r.0]);
-                            let grid = [
-                                ceil_div(*n, 4 * LINEAR_WG.0 as usize),
-                                ceil_div(m, 4 * LINEAR_WG.1 as usize),
-                                1,
-                            ];
+                            let grid = linear_grid(m, *n);
                             (
                                 kind,
                                 bytemuck::bytes_of(&p).to_vec(),
@@ -398,11 +412,7 @@ impl GpuExecutor {
                                 Preamble::Vec4 => KernelKind::AttentionVec4,
                                 Preamble::Scalar => KernelKind::AttentionScalar,
                             };
-                            let grid = [
-                                ceil_div(seq, ATTENTION_WG as usize),
-                                *heads as u32,
-                                n_seq as u32,
-                            ];
+                            let grid = attention_grid(n_seq, seq, *heads);
                             (
                                 kind,
                                 bytemuck::bytes_of(&p).to_vec(),

@@ -10,12 +10,14 @@ use rayon::prelude::*;
 pub const WGSL: &str = include_str!("../../shaders/layernorm.wgsl");
 
 /// Normalises one row in place: `row = (row - mean) / √(var + eps) · γ + β`.
+/// Sums accumulate in f64 so rows with a large common offset stay accurate.
 #[inline]
 pub fn normalize_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let inv = 1.0 / (var + eps).sqrt();
+    let n = row.len() as f64;
+    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let inv = (1.0 / (var + eps as f64).sqrt()) as f32;
+    let mean = mean as f32;
     for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
         *v = (*v - mean) * inv * g + b;
     }

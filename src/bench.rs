@@ -1,0 +1,185 @@
+//! `bert-wgpu bench`: forward-pass timing on either executor, with
+//! throughput and achieved GFLOP/s, on a checkpoint or on a randomly
+//! initialised model of a known shape (no download needed).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::checkpoint::Tensor;
+use crate::config::{Activation, BertConfig};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Head};
+use crate::inputs::Encoding;
+use crate::model::{Device, Model};
+use crate::weights::Weights;
+
+/// Known model shapes for `--config`.
+pub fn preset(name: &str) -> Result<BertConfig> {
+    let (layers, hidden, heads, inter) = match name {
+        "bert-tiny" => (2, 128, 2, 512),
+        "minilm-l6" | "all-minilm-l6-v2" => (6, 384, 12, 1536),
+        "bert-base" => (12, 768, 12, 3072),
+        "bert-large" => (24, 1024, 16, 4096),
+        other => {
+            return Err(Error::input(format!(
+            "unknown --config `{other}` (expected bert-tiny, minilm-l6, bert-base or bert-large)"
+        )))
+        }
+    };
+    let json = format!(
+        r#"{{"vocab_size": 30522, "hidden_size": {hidden}, "num_hidden_layers": {layers},
+            "num_attention_heads": {heads}, "intermediate_size": {inter}, "hidden_act": "gelu",
+            "max_position_embeddings": 512, "type_vocab_size": 2, "architectures": ["BertModel"]}}"#
+    );
+    let cfg = BertConfig::from_json_str(&json)?;
+    debug_assert_eq!(cfg.hidden_act, Activation::Gelu);
+    Ok(cfg)
+}
+
+/// A small deterministic generator (xorshift64*) so random models need no
+/// extra dependency and are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        ((v >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// A randomly initialised `BertModel` of shape `cfg` (weights ~ U(-0.05, 0.05),
+/// LayerNorm weights near 1).
+pub fn random_model(cfg: &BertConfig, device: Device) -> Result<Model> {
+    let graph = Graph::bert(cfg, Head::Base, true);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut tensors = HashMap::new();
+    for p in &graph.params {
+        let n: usize = p.shape.iter().product();
+        let is_ln_weight = p.name.contains("LayerNorm.weight");
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                let r = rng.next_f32();
+                if is_ln_weight {
+                    1.0 + 0.1 * r
+                } else {
+                    0.05 * r
+                }
+            })
+            .collect();
+        tensors.insert(p.name.clone(), Tensor::new(p.shape.clone(), data)?);
+    }
+    let weights = Weights::from_tensors(tensors, cfg.layer_norm_eps);
+    Model::from_parts(cfg.clone(), graph, weights, None, device)
+}
+
+/// FLOPs of one encoder forward: per layer 2·s·(4d² + 2·d·d_ff) + 4·s²·d,
+/// times layers and batch (embeddings, LayerNorm and pooler not counted).
+pub fn encoder_flops(cfg: &BertConfig, batch: usize, seq: usize) -> f64 {
+    let (s, d, f) = (
+        seq as f64,
+        cfg.hidden_size as f64,
+        cfg.intermediate_size as f64,
+    );
+    let per_layer = 2.0 * s * (4.0 * d * d + 2.0 * d * f) + 4.0 * s * s * d;
+    per_layer * cfg.num_hidden_layers as f64 * batch as f64
+}
+
+/// One benchmark's results.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    /// Device description.
+    pub device: String,
+    /// Sequences per forward.
+    pub batch: usize,
+    /// Tokens per sequence.
+    pub seq: usize,
+    /// Timed forwards.
+    pub iters: usize,
+    /// Median forward time, ms.
+    pub median_ms: f64,
+    /// Fastest forward, ms.
+    pub min_ms: f64,
+    /// Slowest forward, ms.
+    pub max_ms: f64,
+    /// batch · seq / median.
+    pub tokens_per_s: f64,
+    /// Encoder FLOPs / median.
+    pub gflops: f64,
+    /// Queue submissions per forward (GPU only).
+    pub submits_per_forward: Option<f64>,
+    /// Readbacks per forward (GPU only).
+    pub readbacks_per_forward: Option<f64>,
+    /// Model load (and weight upload) time, s.
+    pub load_s: f64,
+}
+
+/// Times `iters` forwards after `warmup` untimed ones.
+pub fn run(
+    model: &Model,
+    load_s: f64,
+    batch: usize,
+    seq: usize,
+    warmup: usize,
+    iters: usize,
+) -> Result<BenchResult> {
+    let cfg = model.config();
+    if seq == 0 || seq > cfg.max_position_embeddings || batch == 0 || iters == 0 {
+        return Err(Error::input(format!(
+            "bench needs batch ≥ 1, iters ≥ 1 and 1 ≤ seq ≤ {}",
+            cfg.max_position_embeddings
+        )));
+    }
+    let mut rng = Rng(42);
+    let ids: Vec<u32> = (0..batch * seq)
+        .map(|i| {
+            if i % seq == 0 {
+                101
+            } else {
+                1000 + ((rng.next_f32() + 1.0) * 0.5 * (cfg.vocab_size.saturating_sub(1001)) as f32)
+                    as u32
+            }
+        })
+        .collect();
+    let enc = Encoding {
+        attention_mask: vec![1; ids.len()],
+        token_type_ids: vec![0; ids.len()],
+        input_ids: ids,
+        batch,
+        choices: None,
+        seq,
+    };
+    for _ in 0..warmup {
+        model.forward(&enc)?;
+    }
+    let before = model.gpu().map(|g| g.stats());
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        model.forward(&enc)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let after = model.gpu().map(|g| g.stats());
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let per = |f: fn(&crate::gpu::GpuStats) -> u64| match (&before, &after) {
+        (Some(b), Some(a)) => Some((f(a) - f(b)) as f64 / iters as f64),
+        _ => None,
+    };
+    Ok(BenchResult {
+        device: model.device_name(),
+        batch,
+        seq,
+        iters,
+        median_ms: median,
+        min_ms: times[0],
+        max_ms: times[times.len() - 1],
+        tokens_per_s: (batch * seq) as f64 / (median / 1e3),
+        gflops: encoder_flops(cfg, batch, seq) / (median / 1e3) / 1e9,
+        submits_per_forward: per(|s| s.submits),
+        readbacks_per_forward: per(|s| s.readbacks),
+        load_s,
+    })
+}

@@ -1,0 +1,536 @@
+//! Runs one kernel at a time on the GPU, for tests and benchmarks.
+//!
+//! [`KernelHarness`] compiles the same [`Pipelines`] the graph runner uses and
+//! fills the same uniform parameter structs, picks the same vec4/scalar
+//! variant and computes the same dispatch grid, so a kernel checked here is
+//! the kernel a forward pass runs. Each call uploads its inputs into fresh
+//! buffers, records exactly one dispatch, submits once and reads the output
+//! back through a `MAP_READ` staging buffer. Argument shapes are validated on
+//! the CPU ([`Error::Input`]); every wgpu error becomes an [`Error`].
+
+use super::pipelines::{Kernel, Pipelines, Preamble};
+use super::runner::{
+    attention_grid, linear_grid, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
+};
+use super::GpuContext;
+use crate::error::{Error, Result};
+use crate::kernels::embeddings::EmbeddingTables;
+use crate::kernels::linear::LinearShape;
+
+/// Largest attention head size `attention.wgsl` supports (its `MAX_D`).
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// One storage input of a dispatch: a label and its bytes.
+struct Input<'a> {
+    label: &'a str,
+    bytes: &'a [u8],
+}
+
+/// Compiled kernels on a device, run one dispatch at a time.
+pub struct KernelHarness {
+    ctx: GpuContext,
+    pipes: Pipelines,
+}
+
+/// `a · b · ...` or an input error naming `what` when it overflows.
+fn product(dims: &[usize], what: &str) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::input(format!("{what}: size {dims:?} overflows")))
+}
+
+/// `v` as a u32 kernel parameter, or an input error naming it.
+fn as_u32(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::input(format!("{what} = {v} does not fit in u32")))
+}
+
+/// Errors unless `len == want`.
+fn expect_len(what: &str, len: usize, want: usize) -> Result<()> {
+    if len == want {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "{what} has {len} elements, expected {want}"
+        )))
+    }
+}
+
+impl KernelHarness {
+    /// Compiles every kernel on `ctx`.
+    pub fn new(ctx: GpuContext) -> Result<Self> {
+        let pipes = Pipelines::new(&ctx)?;
+        Ok(KernelHarness { ctx, pipes })
+    }
+
+    /// The device context.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// `linear.wgsl`: `y = act(x · wᵀ + b) + residual`, (m, n), with the
+    /// contract of [`crate::kernels::linear::linear`]. The vec4 variant runs
+    /// when `k` and `x_row_stride` are multiples of 4, as in the runner.
+    pub fn linear(
+        &self,
+        s: LinearShape,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        residual: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        let LinearShape {
+            m,
+            n,
+            k,
+            x_row_stride,
+            act,
+        } = s;
+        if x_row_stride < k {
+            return Err(Error::input(format!(
+                "linear: x_row_stride {x_row_stride} < k {k}"
+            )));
+        }
+        if m > 0 {
+            let need = product(&[m - 1, x_row_stride], "linear x")?
+                .checked_add(k)
+                .ok_or_else(|| Error::input("linear x: size overflows"))?;
+            if x.len() < need {
+                return Err(Error::input(format!(
+                    "linear: x has {} elements, needs at least {need} (m {m}, k {k}, x_row_stride {x_row_stride})",
+                    x.len()
+                )));
+            }
+        }
+        expect_len("linear w (n, k)", w.len(), product(&[n, k], "linear w")?)?;
+        expect_len("linear b (n)", b.len(), n)?;
+        let out_len = product(&[m, n], "linear y")?;
+        if let Some(r) = residual {
+            expect_len("linear residual (m, n)", r.len(), out_len)?;
+        }
+        let p = LinearParams {
+            m: as_u32(m, "linear m")?,
+            n: as_u32(n, "linear n")?,
+            k: as_u32(k, "linear k")?,
+            x_row_stride: as_u32(x_row_stride, "linear x_row_stride")?,
+            act: act.code(),
+            has_residual: u32::from(residual.is_some()),
+            _pad: [0; 2],
+        };
+        if out_len == 0 {
+            return Ok(Vec::new());
+        }
+        let kernel = match Preamble::for_lengths(&[k, x_row_stride]) {
+            Preamble::Vec4 => &self.pipes.linear_vec4,
+            Preamble::Scalar => &self.pipes.linear_scalar,
+        };
+        let dummy = [0.0f32; 4];
+        let r = residual.unwrap_or(&dummy);
+        self.dispatch(
+            "linear",
+            kernel,
+            &[
+                Input {
+                    label: "x",
+                    bytes: bytemuck::cast_slice(x),
+                },
+                Input {
+                    label: "w",
+                    bytes: bytemuck::cast_slice(w),
+                },
+                Input {
+                    label: "b",
+                    bytes: bytemuck::cast_slice(b),
+                },
+                Input {
+                    label: "residual",
+                    bytes: bytemuck::cast_slice(r),
+                },
+            ],
+            out_len,
+            bytemuck::bytes_of(&p),
+            linear_grid(m, n),
+        )
+    }
+
+    /// `attention.wgsl` with the contract of
+    /// [`crate::kernels::attention::attention`]: `qkv` is
+    /// (batch·seq, 3·hidden), `mask_add` (batch·seq); returns
+    /// (batch·seq, hidden). The vec4 variant runs when the head size is a
+    /// multiple of 4, as in the runner.
+    pub fn attention(
+        &self,
+        qkv: &[f32],
+        mask_add: &[f32],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        hidden: usize,
+    ) -> Result<Vec<f32>> {
+        if heads == 0 || hidden == 0 || hidden % heads != 0 {
+            return Err(Error::input(format!(
+                "attention: hidden {hidden} is not a positive multiple of heads {heads}"
+            )));
+        }
+        let d = hidden / heads;
+        if d > MAX_HEAD_DIM {
+            return Err(Error::Unsupported(format!(
+                "attention head size {d} (the GPU kernel supports up to {MAX_HEAD_DIM})"
+            )));
+        }
+        let tokens = product(&[batch, seq], "attention tokens")?;
+        expect_len(
+            "attention qkv (batch·seq, 3·hidden)",
+            qkv.len(),
+            product(&[tokens, 3, hidden], "attention qkv")?,
+        )?;
+        expect_len("attention mask (batch·seq)", mask_add.len(), tokens)?;
+        let out_len = product(&[tokens, hidden], "attention out")?;
+        let p = AttnParams {
+            batch: as_u32(batch, "attention batch")?,
+            seq: as_u32(seq, "attention seq")?,
+            heads: as_u32(heads, "attention heads")?,
+            head_dim: as_u32(d, "attention head_dim")?,
+            scale: 1.0 / (d as f32).sqrt(),
+            _pad: [0; 3],
+        };
+        if out_len == 0 {
+            return Ok(Vec::new());
+        }
+        let kernel = match Preamble::for_lengths(&[d]) {
+            Preamble::Vec4 => &self.pipes.attention_vec4,
+            Preamble::Scalar => &self.pipes.attention_scalar,
+        };
+        self.dispatch(
+            "attention",
+            kernel,
+            &[
+                Input {
+                    label: "qkv",
+                    bytes: bytemuck::cast_slice(qkv),
+                },
+                Input {
+                    label: "mask",
+                    bytes: bytemuck::cast_slice(mask_add),
+                },
+            ],
+            out_len,
+            bytemuck::bytes_of(&p),
+            attention_grid(batch, seq, heads),
+        )
+    }
+
+    /// `layernorm.wgsl`: `LN(x + residual) · γ + β` per row, with the
+    /// contract of [`crate::kernels::layernorm::layer_norm`]; the row length
+    /// is `gamma.len()`.
+    pub fn layer_norm(
+        &self,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Result<Vec<f32>> {
+        let cols = gamma.len();
+        if cols == 0 {
+            return Err(Error::input("layer_norm: gamma is empty"));
+        }
+        expect_len("layer_norm beta (cols)", beta.len(), cols)?;
+        if x.len() % cols != 0 {
+            return Err(Error::input(format!(
+                "layer_norm: x has {} elements, not a multiple of cols {cols}",
+                x.len()
+            )));
+        }
+        if let Some(r) = residual {
+            expect_len("layer_norm residual (rows, cols)", r.len(), x.len())?;
+        }
+        let rows = x.len() / cols;
+        let p = LnParams {
+            rows: as_u32(rows, "layer_norm rows")?,
+            cols: as_u32(cols, "layer_norm cols")?,
+            eps,
+            has_residual: u32::from(residual.is_some()),
+        };
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let dummy = [0.0f32; 4];
+        let r = residual.unwrap_or(&dummy);
+        self.dispatch(
+            "layer_norm",
+            &self.pipes.layernorm,
+            &[
+                Input {
+                    label: "x",
+                    bytes: bytemuck::cast_slice(x),
+                },
+                Input {
+                    label: "residual",
+                    bytes: bytemuck::cast_slice(r),
+                },
+                Input {
+                    label: "gamma",
+                    bytes: bytemuck::cast_slice(gamma),
+                },
+                Input {
+                    label: "beta",
+                    bytes: bytemuck::cast_slice(beta),
+                },
+            ],
+            x.len(),
+            bytemuck::bytes_of(&p),
+            row_grid(rows),
+        )
+    }
+
+    /// `embeddings.wgsl` with the contract of
+    /// [`crate::kernels::embeddings::embeddings`]: `ids`, `types` are
+    /// (batch, seq) flattened; returns (batch·seq, hidden). hidden is
+    /// `gamma.len()`; vocab, max_pos and type_vocab are the table lengths
+    /// divided by hidden. Ids, types and `seq` are checked against them.
+    pub fn embeddings(
+        &self,
+        tables: &EmbeddingTables,
+        ids: &[u32],
+        types: &[u32],
+        seq: usize,
+    ) -> Result<Vec<f32>> {
+        let hidden = tables.gamma.len();
+        if hidden == 0 {
+            return Err(Error::input("embeddings: gamma is empty"));
+        }
+        expect_len("embeddings beta (hidden)", tables.beta.len(), hidden)?;
+        let rows_of = |what: &str, len: usize| -> Result<usize> {
+            if len == 0 || len % hidden != 0 {
+                return Err(Error::input(format!(
+                    "embeddings: {what} has {len} elements, not a positive multiple of hidden {hidden}"
+                )));
+            }
+            Ok(len / hidden)
+        };
+        let vocab = rows_of("word table", tables.word.len())?;
+        let max_pos = rows_of("position table", tables.position.len())?;
+        let type_vocab = rows_of("token type table", tables.token_type.len())?;
+        expect_len("embeddings types (batch·seq)", types.len(), ids.len())?;
+        if seq == 0 || ids.len() % seq != 0 {
+            return Err(Error::input(format!(
+                "embeddings: {} ids are not (batch, seq) with seq {seq}",
+                ids.len()
+            )));
+        }
+        if seq > max_pos {
+            return Err(Error::input(format!(
+                "embeddings: seq {seq} exceeds max positions {max_pos}"
+            )));
+        }
+        if let Some((i, id)) = ids.iter().enumerate().find(|(_, &v)| v as usize >= vocab) {
+            return Err(Error::input(format!(
+                "embeddings: id {id} at {i} is outside the vocabulary ({vocab})"
+            )));
+        }
+        if let Some((i, ty)) = types
+            .iter()
+            .enumerate()
+            .find(|(_, &v)| v as usize >= type_vocab)
+        {
+            return Err(Error::input(format!(
+                "embeddings: token type {ty} at {i} is outside 0..{type_vocab}"
+            )));
+        }
+        let tokens = ids.len();
+        let out_len = product(&[tokens, hidden], "embeddings out")?;
+        let p = EmbParams {
+            tokens: as_u32(tokens, "embeddings tokens")?,
+            seq: as_u32(seq, "embeddings seq")?,
+            hidden: as_u32(hidden, "embeddings hidden")?,
+            eps: tables.eps,
+            vocab: as_u32(vocab, "embeddings vocab")?,
+            max_pos: as_u32(max_pos, "embeddings max_pos")?,
+            type_vocab: as_u32(type_vocab, "embeddings type_vocab")?,
+            _pad: 0,
+        };
+        if tokens == 0 {
+            return Ok(Vec::new());
+        }
+        self.dispatch(
+            "embeddings",
+            &self.pipes.embeddings,
+            &[
+                Input {
+                    label: "ids",
+                    bytes: bytemuck::cast_slice(ids),
+                },
+                Input {
+                    label: "types",
+                    bytes: bytemuck::cast_slice(types),
+                },
+                Input {
+                    label: "word",
+                    bytes: bytemuck::cast_slice(tables.word),
+                },
+                Input {
+                    label: "position",
+                    bytes: bytemuck::cast_slice(tables.position),
+                },
+                Input {
+                    label: "token_type",
+                    bytes: bytemuck::cast_slice(tables.token_type),
+                },
+                Input {
+                    label: "gamma",
+                    bytes: bytemuck::cast_slice(tables.gamma),
+                },
+                Input {
+                    label: "beta",
+                    bytes: bytemuck::cast_slice(tables.beta),
+                },
+            ],
+            out_len,
+            bytemuck::bytes_of(&p),
+            row_grid(tokens),
+        )
+    }
+
+    /// Uploads `inputs` (bindings 0..), binds an `out_len`-float output next
+    /// and `params` as the uniform after it, dispatches `grid` once in one
+    /// submit and reads the output back.
+    fn dispatch(
+        &self,
+        name: &str,
+        kernel: &Kernel,
+        inputs: &[Input<'_>],
+        out_len: usize,
+        params: &[u8],
+        grid: [u32; 3],
+    ) -> Result<Vec<f32>> {
+        let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
+        if grid.iter().any(|&g| g > max_groups) {
+            return Err(Error::Unsupported(format!(
+                "{name}: dispatch grid {grid:?} exceeds the device limit of {max_groups} workgroups per dimension"
+            )));
+        }
+        let padded = |bytes: u64| bytes.max(16).next_multiple_of(16);
+        let out_bytes = (out_len as u64)
+            .checked_mul(4)
+            .ok_or_else(|| Error::input(format!("{name}: output size overflows")))?;
+        for input in inputs {
+            self.ctx
+                .check_size(&format!("{name} {}", input.label), input.bytes.len() as u64)?;
+        }
+        self.ctx.check_size(&format!("{name} output"), out_bytes)?;
+        let dev = &self.ctx.device;
+        let queue = &self.ctx.queue;
+        let (index, staging) = self.ctx.scoped(&format!("running {name}"), || {
+            let mut buffers = Vec::with_capacity(inputs.len() + 2);
+            for input in inputs {
+                let buf = dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(input.label),
+                    size: padded(input.bytes.len() as u64),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                if !input.bytes.is_empty() {
+                    queue.write_buffer(&buf, 0, input.bytes);
+                }
+                buffers.push(buf);
+            }
+            let out = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("output"),
+                size: padded(out_bytes),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            buffers.push(out);
+            let uniform = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: padded(params.len() as u64),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            queue.write_buffer(&uniform, 0, params);
+            buffers.push(uniform);
+            let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: padded(out_bytes),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let entries: Vec<wgpu::BindGroupEntry> = buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.as_entire_binding(),
+                })
+                .collect();
+            let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(name),
+                layout: &kernel.layout,
+                entries: &entries,
+            });
+            let mut encoder =
+                dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(name) });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(name),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&kernel.pipeline);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            }
+            let out = &buffers[inputs.len()];
+            encoder.copy_buffer_to_buffer(out, 0, &staging, 0, out_bytes);
+            (queue.submit(Some(encoder.finish())), staging)
+        })?;
+        self.read_back(name, &staging, out_bytes, index)
+    }
+
+    /// Maps `staging` once `index` finished and decodes `bytes` of f32.
+    fn read_back(
+        &self,
+        name: &str,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        index: wgpu::SubmissionIndex,
+    ) -> Result<Vec<f32>> {
+        let context = format!("reading back {name}");
+        let map_err = |e: &dyn std::fmt::Display| Error::Gpu {
+            context: context.clone(),
+            message: e.to_string(),
+        };
+        let slice = staging.slice(0..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx.wait(index.clone(), &format!("running {name}"))?;
+        let mapped = match rx.try_recv() {
+            Ok(r) => r,
+            Err(_) => {
+                // The map may resolve on a later poll.
+                self.ctx.wait(index, &context)?;
+                match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.ctx.check(&context)?;
+                        return Err(Error::Timeout {
+                            context: format!("mapping the readback buffer of {name}"),
+                            seconds: 5.0,
+                        });
+                    }
+                }
+            }
+        };
+        mapped.map_err(|e| map_err(&e))?;
+        let data = {
+            let view = slice.get_mapped_range().map_err(|e| map_err(&e))?;
+            view.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        staging.unmap();
+        self.ctx.check(&context)?;
+        Ok(data)
+    }
+}
