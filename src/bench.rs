@@ -116,6 +116,23 @@ pub struct BenchResult {
     pub load_s: f64,
 }
 
+/// A (batch, seq) input of random in-vocabulary ids, all attended.
+pub fn random_encoding(cfg: &BertConfig, batch: usize, seq: usize) -> Encoding {
+    let mut rng = Rng(42);
+    let span = cfg.vocab_size.saturating_sub(1) as f32;
+    let ids: Vec<u32> = (0..batch * seq)
+        .map(|_| ((rng.next_f32() + 1.0) * 0.5 * span) as u32)
+        .collect();
+    Encoding {
+        attention_mask: vec![1; ids.len()],
+        token_type_ids: vec![0; ids.len()],
+        input_ids: ids,
+        batch,
+        choices: None,
+        seq,
+    }
+}
+
 /// Times `iters` forwards after `warmup` untimed ones.
 pub fn run(
     model: &Model,
@@ -182,4 +199,130 @@ pub fn run(
         readbacks_per_forward: per(|s| s.readbacks),
         load_s,
     })
+}
+
+/// One row of `bench --gemm`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GemmResult {
+    /// Which BERT projection this shape is.
+    pub name: &'static str,
+    /// Rows (tokens).
+    pub m: usize,
+    /// Output features.
+    pub n: usize,
+    /// Input features.
+    pub k: usize,
+    /// Time per GEMM, ms.
+    pub ms: f64,
+    /// 2·m·n·k / time.
+    pub gflops: f64,
+}
+
+/// The GEMM kernel alone over BERT's four projection shapes for `tokens`
+/// rows: the roofline reference on that device.
+pub fn gemm_table(
+    cfg: &BertConfig,
+    tokens: usize,
+    device: Device,
+    reps: u32,
+) -> Result<Vec<GemmResult>> {
+    use crate::graph::Act;
+    use crate::kernels::linear::{linear, LinearShape};
+    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
+    let shapes = [
+        ("qkv", tokens, 3 * d, d),
+        ("attention.output", tokens, d, d),
+        ("intermediate", tokens, f, d),
+        ("output", tokens, d, f),
+    ];
+    let harness = match device {
+        Device::Cpu => None,
+        Device::Gpu => Some(crate::gpu::KernelHarness::new(
+            crate::gpu::GpuContext::new(true)?,
+        )?),
+        Device::Auto => crate::gpu::GpuContext::new(false)
+            .ok()
+            .map(crate::gpu::KernelHarness::new)
+            .transpose()?,
+    };
+    let mut rng = Rng(7);
+    let mut out = Vec::new();
+    for (name, m, n, k) in shapes {
+        let x: Vec<f32> = (0..m * k).map(|_| rng.next_f32()).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| 0.05 * rng.next_f32()).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.next_f32()).collect();
+        let s = LinearShape {
+            m,
+            n,
+            k,
+            x_row_stride: k,
+            act: Act::Identity,
+        };
+        let secs = match &harness {
+            Some(h) => h.time_linear(s, &x, &w, &b, reps)?,
+            None => {
+                let mut y = vec![0.0; m * n];
+                linear(s, &x, &w, &b, None, &mut y);
+                let mut times: Vec<f64> = (0..reps.max(1))
+                    .map(|_| {
+                        let t = Instant::now();
+                        linear(s, &x, &w, &b, None, &mut y);
+                        t.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                times.sort_by(f64::total_cmp);
+                times[times.len() / 2]
+            }
+        };
+        out.push(GemmResult {
+            name,
+            m,
+            n,
+            k,
+            ms: secs * 1e3,
+            gflops: 2.0 * (m * n * k) as f64 / secs.max(1e-12) / 1e9,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the same random model of shape `cfg` on the CPU and on `gpu_device`
+/// and returns the largest |gpu − cpu| and the largest excess over
+/// `1e-4 + 1e-3·|cpu|` (positive means a mismatch), over hidden states and
+/// pooled output.
+pub fn selfcheck(
+    cfg: &BertConfig,
+    gpu_device: Device,
+    batch: usize,
+    seq: usize,
+) -> Result<(f32, f32)> {
+    let cpu = random_model(cfg, Device::Cpu)?;
+    let gpu = random_model(cfg, gpu_device)?;
+    let mut enc = random_encoding(cfg, batch, seq);
+    // Pad the last sequence to half length so masking is exercised too.
+    if batch > 1 {
+        for s in seq / 2..seq {
+            enc.attention_mask[(batch - 1) * seq + s] = 0;
+        }
+    }
+    let (a, b) = (cpu.forward(&enc)?, gpu.forward(&enc)?);
+    let mut max_abs = 0.0f32;
+    let mut max_excess = f32::NEG_INFINITY;
+    for (x, y) in [
+        (&a.last_hidden_state, &b.last_hidden_state),
+        (&a.pooler_output, &b.pooler_output),
+    ] {
+        if let (Some(x), Some(y)) = (x, y) {
+            for (c, g) in x.data.iter().zip(&y.data) {
+                let d = if g.is_finite() {
+                    (c - g).abs()
+                } else {
+                    f32::INFINITY
+                };
+                max_abs = max_abs.max(d);
+                max_excess = max_excess.max(d - (1e-4 + 1e-3 * c.abs()));
+            }
+        }
+    }
+    Ok((max_abs, max_excess))
 }

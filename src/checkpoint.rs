@@ -45,11 +45,28 @@ struct Entry {
     range: std::ops::Range<usize>,
 }
 
-/// An opened, validated checkpoint. Tensor data stays in the mapping until
-/// asked for.
+/// The bytes of a checkpoint: a read-only mapping of the file, or a buffer
+/// handed over by the caller ([`Checkpoint::from_bytes`]).
+enum Storage {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Storage {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(m) => m,
+            Storage::Owned(v) => v,
+        }
+    }
+}
+
+/// An opened, validated checkpoint. Tensor data stays in the mapping (or
+/// buffer) until asked for.
 pub struct Checkpoint {
     path: PathBuf,
-    mmap: Mmap,
+    bytes: Storage,
     /// canonical HF name → entry
     entries: BTreeMap<String, Entry>,
 }
@@ -81,48 +98,23 @@ impl Checkpoint {
         // bytes under us, which the validation below cannot prevent, but it cannot
         // make us read out of bounds since every read is a checked slice.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let bad = |message: String| Error::Safetensors {
-            path: path.to_path_buf(),
-            message,
-        };
-        if mmap.starts_with(b"version https://git-lfs") {
-            return Err(bad(
-                "this is a Git LFS pointer, not the weights: fetch the real file (git lfs pull, or download it from the Hub)".into(),
-            ));
-        }
-        if mmap.len() < 8 {
-            return Err(bad(format!(
-                "file is {} bytes, too short for a header",
-                mmap.len()
-            )));
-        }
-        let st = SafeTensors::deserialize(&mmap).map_err(|e| bad(parse_error(&mmap, &e)))?;
-        let mut entries = BTreeMap::new();
-        for (key, view) in st.iter() {
-            let canon = canonical_name(key);
-            let data = view.data();
-            let start = data.as_ptr() as usize - mmap.as_ptr() as usize;
-            let entry = Entry {
-                stored: key.to_string(),
-                dtype: view.dtype(),
-                shape: view.shape().to_vec(),
-                range: start..start + data.len(),
-            };
-            if !is_float(entry.dtype) {
-                log::debug!("ignoring non-float tensor `{key}` ({:?})", entry.dtype);
-                continue;
-            }
-            if let Some(prev) = entries.insert(canon.clone(), entry) {
-                return Err(bad(format!(
-                    "tensors `{}` and `{key}` both map to `{canon}`",
-                    prev.stored
-                )));
-            }
-        }
-        drop(st);
+        Self::validated(path.to_path_buf(), Storage::Mapped(mmap))
+    }
+
+    /// Validates the bytes of a safetensors file held in memory, exactly as
+    /// [`open`](Self::open) validates a file (same checks, same errors, which
+    /// name the path `<memory>`).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Self::validated(PathBuf::from("<memory>"), Storage::Owned(bytes))
+    }
+
+    /// The one validation path behind [`open`](Self::open) and
+    /// [`from_bytes`](Self::from_bytes).
+    fn validated(path: PathBuf, bytes: Storage) -> Result<Self> {
+        let entries = index(&bytes, &path)?;
         Ok(Checkpoint {
-            path: path.to_path_buf(),
-            mmap,
+            path,
+            bytes,
             entries,
         })
     }
@@ -162,7 +154,7 @@ impl Checkpoint {
             });
         }
         let bytes = self
-            .mmap
+            .bytes
             .get(entry.range.clone())
             .ok_or_else(|| Error::Safetensors {
                 path: self.path.clone(),
@@ -176,16 +168,63 @@ impl Checkpoint {
     }
 }
 
+/// Validates `buf` as a safetensors file and lists its float tensors by
+/// canonical name. Nothing is allocated from a size the header declares:
+/// the reference parser checks the header length against `buf` first, and
+/// the spans it accepts lie inside `buf`.
+fn index(buf: &[u8], path: &Path) -> Result<BTreeMap<String, Entry>> {
+    let bad = |message: String| Error::Safetensors {
+        path: path.to_path_buf(),
+        message,
+    };
+    if buf.starts_with(b"version https://git-lfs") {
+        return Err(bad(
+            "this is a Git LFS pointer, not the weights: fetch the real file (git lfs pull, or download it from the Hub)".into(),
+        ));
+    }
+    if buf.len() < 8 {
+        return Err(bad(format!(
+            "file is {} bytes, too short for a header",
+            buf.len()
+        )));
+    }
+    if overflows_parser(buf) {
+        // What the parser reports for this file when it does not overflow.
+        let e = safetensors::SafeTensorError::MetadataIncompleteBuffer;
+        return Err(bad(parse_error(buf, &e)));
+    }
+    let st = SafeTensors::deserialize(buf).map_err(|e| bad(parse_error(buf, &e)))?;
+    let mut entries = BTreeMap::new();
+    for (key, view) in st.iter() {
+        let canon = canonical_name(key);
+        let data = view.data();
+        let start = data.as_ptr() as usize - buf.as_ptr() as usize;
+        let entry = Entry {
+            stored: key.to_string(),
+            dtype: view.dtype(),
+            shape: view.shape().to_vec(),
+            range: start..start + data.len(),
+        };
+        if !is_float(entry.dtype) {
+            log::debug!("ignoring non-float tensor `{key}` ({:?})", entry.dtype);
+            continue;
+        }
+        if let Some(prev) = entries.insert(canon.clone(), entry) {
+            return Err(bad(format!(
+                "tensors `{}` and `{key}` both map to `{canon}`",
+                prev.stored
+            )));
+        }
+    }
+    Ok(entries)
+}
+
 /// The reference parser's message plus what it leaves out: the sizes behind
 /// a bad header length or an uncovered data section, and which tensor's
 /// shape × dtype disagrees with its byte span. `buf` has at least 8 bytes.
 fn parse_error(buf: &[u8], e: &safetensors::SafeTensorError) -> String {
     use safetensors::SafeTensorError as E;
-    let n = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
-    let header: Option<serde_json::Map<String, serde_json::Value>> = usize::try_from(n)
-        .ok()
-        .and_then(|n| buf.get(8..8usize.checked_add(n)?))
-        .and_then(|h| serde_json::from_slice(h).ok());
+    let (n, header) = loose_header(buf);
     let tensors = || {
         header.iter().flatten().filter_map(|(k, v)| {
             let offsets: Vec<u64> = serde_json::from_value(v.get("data_offsets")?.clone()).ok()?;
@@ -222,6 +261,36 @@ fn parse_error(buf: &[u8], e: &safetensors::SafeTensorError) -> String {
             .unwrap_or_else(|| e.to_string()),
         _ => e.to_string(),
     }
+}
+
+/// The header length field and, when it frames valid JSON, the header as
+/// plain JSON (for messages and [`overflows_parser`]). `buf` has at least 8
+/// bytes.
+fn loose_header(buf: &[u8]) -> (u64, Option<serde_json::Map<String, serde_json::Value>>) {
+    let n = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
+    let header = usize::try_from(n)
+        .ok()
+        .and_then(|n| buf.get(8..8usize.checked_add(n)?))
+        .and_then(|h| serde_json::from_slice(h).ok());
+    (n, header)
+}
+
+/// Whether `SafeTensors::deserialize` would overflow on `buf`: safetensors
+/// 0.8 adds the end of the data section the header declares to the header
+/// size unchecked, which panics where overflow checks are on (debug builds)
+/// when a header's `data_offsets` come within 8 + header bytes of
+/// `usize::MAX` (found by `fuzz/`: eight contiguous `U8` tensors of
+/// 2^61 − 1 elements). Such offsets lie far beyond any buffer.
+fn overflows_parser(buf: &[u8]) -> bool {
+    let (n, header) = loose_header(buf);
+    let Some(limit) = (usize::MAX as u64).checked_sub(n.saturating_add(8)) else {
+        return false; // the parser rejects such a header length first
+    };
+    header.iter().flatten().any(|(_, v)| {
+        v.get("data_offsets")
+            .and_then(|o| o.as_array())
+            .is_some_and(|o| o.iter().any(|x| x.as_u64().is_some_and(|x| x > limit)))
+    })
 }
 
 /// Upcasts little-endian F32/F16/BF16/F64 bytes to f32, copying (no alignment

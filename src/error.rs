@@ -73,6 +73,18 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A dataset file has a malformed row.
+    #[error("{path}: line {row}: field `{field}`: {message}")]
+    Dataset {
+        /// The dataset file.
+        path: PathBuf,
+        /// 1-based line of the row in the file (where the record starts).
+        row: usize,
+        /// The field (column or JSON key) at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The Hugging Face Hub could not provide the files.
     #[error("hub: {0}")]
     Hub(String),

@@ -5,14 +5,20 @@
 //! one of its task heads on any GPU wgpu supports (Vulkan, Metal, DX12) or on
 //! the CPU reference executor, and get the numbers `transformers` gives.
 //!
-//! ```no_run
-//! use bert_wgpu::{Model, LoadOptions, Device};
+//! ```
+//! use bert_wgpu::{Device, LoadOptions, Model};
 //! # fn main() -> bert_wgpu::Result<()> {
-//! let model = Model::load("path/to/all-MiniLM-L6-v2", &LoadOptions { device: Device::Cpu, ..Default::default() })?;
-//! let enc = model.tokenize(&["I love this movie!".to_string()], None)?;
+//! // Any HF BERT folder (or a Hub id); here a tiny test checkpoint.
+//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny/base-gelu");
+//! let model = Model::load(dir, &LoadOptions { device: Device::Cpu, ..Default::default() })?;
+//! // (batch, seq) ids; `Model::tokenize` makes them from text when the
+//! // checkpoint has a tokenizer.json.
+//! let enc = bert_wgpu::Encoding::from_ids(&[vec![2, 45, 17, 8, 3]])?;
 //! let out = model.forward(&enc)?;
-//! let hidden = out.last_hidden_state.unwrap(); // (batch, seq, hidden)
-//! println!("{:?}", hidden.shape);
+//! let hidden = out.last_hidden_state.expect("BertModel returns hidden states");
+//! assert_eq!(hidden.shape, vec![1, 5, 32]); // (batch, seq, hidden)
+//! let pooled = out.pooler_output.expect("this checkpoint has a pooler");
+//! assert_eq!(pooled.shape, vec![1, 32]); // (batch, hidden)
 //! # Ok(()) }
 //! ```
 //!
@@ -25,6 +31,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod cpu;
+pub mod datasets;
 pub mod embed;
 pub mod error;
 pub mod gpu;
@@ -33,7 +40,9 @@ pub mod heads;
 pub mod infer;
 pub mod inputs;
 pub mod kernels;
+pub mod metrics;
 pub mod model;
+pub mod pipelines;
 pub mod source;
 pub mod tokenize;
 pub mod weights;

@@ -56,8 +56,11 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Texts to embed.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "data")]
         texts: Vec<String>,
+        /// More texts: a JSONL or CSV file with a `text` field/column.
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// mean or cls.
         #[arg(long, default_value = "mean")]
         pooling: String,
@@ -91,6 +94,105 @@ enum Command {
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Time the GEMM kernel alone over BERT's projection shapes
+        /// (batch · seq rows) instead of whole forwards.
+        #[arg(long)]
+        gemm: bool,
+        /// Per-kernel GPU time from timestamp queries (GPU with
+        /// TIMESTAMP_QUERY_INSIDE_PASSES only).
+        #[arg(long)]
+        profile: bool,
+    },
+    /// Check the GPU executor against the CPU on a random model.
+    Selfcheck {
+        /// Model shape: bert-tiny, minilm-l6, bert-base, bert-large.
+        #[arg(long, default_value = "bert-tiny")]
+        config: String,
+        /// Sequences.
+        #[arg(long, default_value_t = 3)]
+        batch: usize,
+        /// Tokens per sequence.
+        #[arg(long, default_value_t = 33)]
+        seq: usize,
+    },
+    /// Classify texts (text-classification pipeline): labels with scores.
+    Classify {
+        #[command(flatten)]
+        task: tasks::TaskArgs,
+        /// Texts to classify.
+        texts: Vec<String>,
+        /// Keep the best K labels (default 1); 0 keeps all.
+        #[arg(long, default_value_t = 1)]
+        top_k: usize,
+        /// none, softmax or sigmoid (default: as transformers picks from the config).
+        #[arg(long)]
+        function_to_apply: Option<String>,
+    },
+    /// Named entities (token-classification pipeline) with character spans.
+    Ner {
+        #[command(flatten)]
+        task: tasks::TaskArgs,
+        /// Texts to tag.
+        texts: Vec<String>,
+        /// none, simple, first, average or max.
+        #[arg(long, default_value = "none")]
+        aggregation: String,
+    },
+    /// Extractive question answering (question-answering pipeline).
+    Qa {
+        #[command(flatten)]
+        task: tasks::TaskArgs,
+        /// QUESTION CONTEXT pairs.
+        pairs: Vec<String>,
+        /// The question (with --context).
+        #[arg(long)]
+        question: Option<String>,
+        /// The passage to answer from.
+        #[arg(long)]
+        context: Option<String>,
+        /// Answers per question.
+        #[arg(long, default_value_t = 1)]
+        top_k: usize,
+        /// Tokens per window (default min(384, max_position_embeddings)).
+        #[arg(long)]
+        max_seq_len: Option<usize>,
+        /// Overlap of windows (default min(max_seq_len / 2, 128)).
+        #[arg(long)]
+        doc_stride: Option<usize>,
+        /// Longest answer in tokens.
+        #[arg(long, default_value_t = 15)]
+        max_answer_len: usize,
+        /// Also offer the empty answer.
+        #[arg(long)]
+        handle_impossible_answer: bool,
+    },
+    /// Multiple choice: which option fits the question (and context).
+    Choose {
+        #[command(flatten)]
+        task: tasks::TaskArgs,
+        /// The question.
+        #[arg(long)]
+        question: Option<String>,
+        /// Optional passage the question is about.
+        #[arg(long)]
+        context: Option<String>,
+        /// An option (repeat: --option A --option B ...).
+        #[arg(long = "option")]
+        options: Vec<String>,
+    },
+    /// Evaluate a labelled dataset: mean loss and the task's metric.
+    Eval {
+        #[command(flatten)]
+        task: tasks::TaskArgs,
+        /// classify, ner, choose or qa.
+        #[arg(long = "task")]
+        kind: String,
+        /// Token classification: label every sub-token, not only the first.
+        #[arg(long)]
+        label_all_tokens: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// List GPU adapters with backend, type, driver, features and limits.
     Info,
@@ -171,19 +273,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Embed {
             model,
-            texts,
+            mut texts,
+            data,
             pooling,
             normalize,
             json,
         } => {
             let pooling: Pooling = pooling.parse()?;
+            if let Some(path) = &data {
+                texts.extend(tasks::data_texts(path)?);
+            }
+            if texts.is_empty() {
+                anyhow::bail!(Error::Input("no texts to embed".into()));
+            }
             let m = load(&model, Some(Head::Base))?;
-            let enc = m.tokenize(&texts, None)?;
-            let out = m.forward(&enc)?;
-            let hidden = out
-                .last_hidden_state
-                .ok_or_else(|| anyhow::anyhow!("the model returned no hidden states"))?;
-            let emb = embed::pool(&hidden, &enc, pooling, normalize)?;
+            let mut emb = bert_wgpu::Tensor {
+                shape: vec![0, 0],
+                data: Vec::new(),
+            };
+            for chunk in texts.chunks(64) {
+                let enc = m.tokenize(chunk, None)?;
+                let out = m.forward(&enc)?;
+                let hidden = out
+                    .last_hidden_state
+                    .ok_or_else(|| anyhow::anyhow!("the model returned no hidden states"))?;
+                let part = embed::pool(&hidden, &enc, pooling, normalize)?;
+                emb.shape = vec![emb.shape[0] + part.shape[0], part.shape[1]];
+                emb.data.extend(part.data);
+            }
             let h = emb.shape[1];
             let stdout = std::io::stdout();
             let mut w = stdout.lock();
@@ -216,7 +333,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             warmup,
             iters,
             json,
+            gemm,
+            profile,
         } => {
+            if gemm {
+                let cfg = match &config {
+                    Some(name) => bert_wgpu::bench::preset(name)?,
+                    None => load(&model, Some(Head::Base))?.config().clone(),
+                };
+                let device: Device = model.device.parse()?;
+                let rows = bert_wgpu::bench::gemm_table(&cfg, batch * seq, device, iters as u32)?;
+                for r in rows {
+                    if json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        println!(
+                            "{:<18} m {:>6} n {:>5} k {:>5}  {:>9.3} ms  {:>8.1} GFLOP/s",
+                            r.name, r.m, r.n, r.k, r.ms, r.gflops
+                        );
+                    }
+                }
+                return Ok(());
+            }
             let t = std::time::Instant::now();
             let m = match &config {
                 Some(name) => {
@@ -247,8 +385,90 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("per forward {s} submits, {rb} readbacks");
                 }
             }
+            if profile {
+                let gpu = m.gpu().ok_or_else(|| {
+                    anyhow::anyhow!("--profile needs the GPU executor (--device gpu)")
+                })?;
+                let enc = bert_wgpu::bench::random_encoding(m.config(), batch, seq);
+                let steps = gpu.profile(&enc)?;
+                let total: f64 = steps.iter().map(|s| s.ms).sum();
+                let mut families: Vec<(&str, f64)> = Vec::new();
+                for s in &steps {
+                    match families.iter_mut().find(|(k, _)| *k == s.kernel) {
+                        Some(e) => e.1 += s.ms,
+                        None => families.push((s.kernel, s.ms)),
+                    }
+                }
+                println!(
+                    "profile     {total:.2} ms GPU time in {} dispatches",
+                    steps.len()
+                );
+                for (k, ms) in &families {
+                    println!(
+                        "  {k:<12} {ms:>9.2} ms  {:>5.1}%",
+                        100.0 * ms / total.max(1e-12)
+                    );
+                }
+            }
             Ok(())
         }
+        Command::Selfcheck { config, batch, seq } => {
+            let cfg = bert_wgpu::bench::preset(&config)?;
+            let (max_abs, excess) = bert_wgpu::bench::selfcheck(&cfg, Device::Gpu, batch, seq)?;
+            println!("selfcheck {config} batch {batch} seq {seq}: max |gpu - cpu| = {max_abs:.3e}");
+            if excess > 0.0 {
+                anyhow::bail!(
+                    "GPU and CPU differ beyond atol 1e-4 + rtol 1e-3 (max |diff| {max_abs:.3e})"
+                );
+            }
+            println!("ok: within atol 1e-4 + rtol 1e-3");
+            Ok(())
+        }
+        Command::Classify {
+            task,
+            texts,
+            top_k,
+            function_to_apply,
+        } => tasks::classify(&task, texts, top_k, function_to_apply.as_deref()),
+        Command::Ner {
+            task,
+            texts,
+            aggregation,
+        } => tasks::ner(&task, texts, &aggregation),
+        Command::Qa {
+            task,
+            pairs,
+            question,
+            context,
+            top_k,
+            max_seq_len,
+            doc_stride,
+            max_answer_len,
+            handle_impossible_answer,
+        } => {
+            let opts = bert_wgpu::pipelines::QaOptions {
+                top_k,
+                max_seq_len,
+                doc_stride,
+                max_answer_len,
+                handle_impossible_answer,
+                batch_size: task.batch_size,
+                ..Default::default()
+            };
+            tasks::qa(&task, pairs, question, context, &opts)
+        }
+        Command::Choose {
+            task,
+            question,
+            context,
+            options,
+        } => tasks::choose(&task, question, context, options),
+        Command::Eval {
+            task,
+            kind,
+            label_all_tokens,
+            quiet,
+        } => tasks::eval(&task, &kind, label_all_tokens, quiet),
         Command::Info => {
             let adapters = bert_wgpu::gpu::list_adapters();
             if adapters.is_empty() {
@@ -302,10 +522,333 @@ fn main() -> ExitCode {
             let input_error = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<Error>(),
-                    Some(Error::Line { .. } | Error::Input(_) | Error::Labels(_))
+                    Some(
+                        Error::Line { .. }
+                            | Error::Input(_)
+                            | Error::Labels(_)
+                            | Error::Dataset { .. }
+                    )
                 )
             });
             ExitCode::from(if input_error { 2 } else { 1 })
+        }
+    }
+}
+
+/// The task subcommands: inputs from arguments and `--data`, results as
+/// tables or JSON lines. Everything is computed before anything is printed.
+mod tasks {
+    use std::io::{IsTerminal, Write};
+    use std::path::{Path, PathBuf};
+
+    use anyhow::Context;
+    use bert_wgpu::datasets::{self, Dataset, Task};
+    use bert_wgpu::pipelines::{self, eval, render};
+    use bert_wgpu::{Error, Head};
+    use clap::Args;
+
+    use super::{load, ModelArgs};
+
+    /// Options every task subcommand takes.
+    #[derive(Args, Clone)]
+    pub struct TaskArgs {
+        #[command(flatten)]
+        pub model: ModelArgs,
+        /// One JSON line per input instead of a table.
+        #[arg(long)]
+        pub json: bool,
+        /// Inputs from a JSONL or CSV file (with a header row), after any
+        /// given on the command line.
+        #[arg(long)]
+        pub data: Option<PathBuf>,
+        /// Sequences per forward pass.
+        #[arg(long, default_value_t = 16)]
+        pub batch_size: usize,
+    }
+
+    fn print_all(lines: Vec<String>) -> anyhow::Result<()> {
+        let stdout = std::io::stdout();
+        let mut w = stdout.lock();
+        for l in lines {
+            w.write_all(l.as_bytes())?;
+        }
+        w.flush()?;
+        Ok(())
+    }
+
+    fn rows(path: &Path) -> anyhow::Result<Vec<datasets::Row>> {
+        Ok(datasets::read_rows(path)?)
+    }
+
+    /// The `text` of every row of a data file.
+    pub fn data_texts(path: &Path) -> anyhow::Result<Vec<String>> {
+        let rows = rows(path)?;
+        match datasets::parse_rows(path, &rows, Task::Classification)? {
+            Dataset::Classification(ex) => Ok(ex.into_iter().map(|e| e.text).collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn need_inputs(n: usize, what: &str) -> anyhow::Result<()> {
+        if n == 0 {
+            anyhow::bail!(Error::Input(format!(
+                "no {what}: give them as arguments or with --data FILE"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn classify(
+        a: &TaskArgs,
+        texts: Vec<String>,
+        top_k: usize,
+        function: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut inputs: Vec<(String, Option<String>)> =
+            texts.into_iter().map(|t| (t, None)).collect();
+        if let Some(p) = &a.data {
+            if let Dataset::Classification(ex) =
+                datasets::parse_rows(p, &rows(p)?, Task::Classification)?
+            {
+                inputs.extend(ex.into_iter().map(|e| (e.text, e.text_pair)));
+            }
+        }
+        need_inputs(inputs.len(), "texts")?;
+        let opts = pipelines::ClassifyOptions {
+            top_k: (top_k > 0).then_some(top_k),
+            function_to_apply: function.map(str::parse).transpose()?,
+            batch_size: a.batch_size,
+        };
+        let m = load(&a.model, Some(Head::SequenceClassification))?;
+        let refs: Vec<(&str, Option<&str>)> = inputs
+            .iter()
+            .map(|(t, p)| (t.as_str(), p.as_deref()))
+            .collect();
+        let out = pipelines::classify_pairs(&m, &refs, &opts)?;
+        let lines = inputs
+            .iter()
+            .zip(&out)
+            .map(|((t, p), r)| {
+                let shown = match p {
+                    Some(p) => format!("{t} | {p}"),
+                    None => t.clone(),
+                };
+                if a.json {
+                    format!("{}\n", render::classify_json(&shown, r))
+                } else {
+                    render::classify_table(&shown, r)
+                }
+            })
+            .collect();
+        print_all(lines)
+    }
+
+    pub fn ner(a: &TaskArgs, mut texts: Vec<String>, aggregation: &str) -> anyhow::Result<()> {
+        if let Some(p) = &a.data {
+            let rows = rows(p)?;
+            for r in &rows {
+                // `text`, or `words` joined with spaces.
+                let one = std::slice::from_ref(r);
+                if r.fields.contains_key("text") && !r.fields.contains_key("words") {
+                    if let Dataset::Classification(ex) =
+                        datasets::parse_rows(p, one, Task::Classification)?
+                    {
+                        texts.extend(ex.into_iter().map(|e| e.text));
+                    }
+                } else if let Dataset::TokenClassification(ex) =
+                    datasets::parse_rows(p, one, Task::TokenClassification)?
+                {
+                    texts.extend(ex.into_iter().map(|e| e.words.join(" ")));
+                }
+            }
+        }
+        need_inputs(texts.len(), "texts")?;
+        let opts = pipelines::NerOptions {
+            aggregation: aggregation.parse()?,
+            batch_size: a.batch_size,
+            ..Default::default()
+        };
+        let m = load(&a.model, Some(Head::TokenClassification))?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let out = pipelines::ner(&m, &refs, &opts)?;
+        let lines = texts
+            .iter()
+            .zip(&out)
+            .map(|(t, r)| {
+                if a.json {
+                    format!("{}\n", render::entities_json(t, r))
+                } else {
+                    render::entities_table(t, r)
+                }
+            })
+            .collect();
+        print_all(lines)
+    }
+
+    pub fn qa(
+        a: &TaskArgs,
+        pairs: Vec<String>,
+        question: Option<String>,
+        context: Option<String>,
+        opts: &pipelines::QaOptions,
+    ) -> anyhow::Result<()> {
+        let mut inputs = Vec::new();
+        match (question, context) {
+            (Some(q), Some(c)) => inputs.push(pipelines::QaInput::new(q, c)),
+            (None, None) => {}
+            _ => anyhow::bail!(Error::Input("give both --question and --context".into())),
+        }
+        if pairs.len() % 2 != 0 {
+            anyhow::bail!(Error::Input(
+                "positional inputs are QUESTION CONTEXT pairs: give an even number".into()
+            ));
+        }
+        for p in pairs.chunks_exact(2) {
+            inputs.push(pipelines::QaInput::new(p[0].clone(), p[1].clone()));
+        }
+        if let Some(p) = &a.data {
+            if let Dataset::QuestionAnswering(ex) =
+                datasets::parse_rows(p, &rows(p)?, Task::QuestionAnswering)?
+            {
+                inputs.extend(
+                    ex.into_iter()
+                        .map(|e| pipelines::QaInput::new(e.question, e.context)),
+                );
+            }
+        }
+        need_inputs(inputs.len(), "questions")?;
+        let m = load(&a.model, Some(Head::QuestionAnswering))?;
+        let out = pipelines::qa(&m, &inputs, opts)?;
+        let lines = inputs
+            .iter()
+            .zip(&out)
+            .map(|(i, r)| {
+                if a.json {
+                    format!(
+                        "{}\n",
+                        render::answers_json(&i.question, &i.context, r, opts.top_k)
+                    )
+                } else {
+                    render::answers_table(&i.question, &i.context, r)
+                }
+            })
+            .collect();
+        print_all(lines)
+    }
+
+    pub fn choose(
+        a: &TaskArgs,
+        question: Option<String>,
+        context: Option<String>,
+        options: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let mut inputs = Vec::new();
+        match question {
+            Some(q) => {
+                if options.len() < 2 {
+                    anyhow::bail!(Error::Input(
+                        "give at least two options: --option A --option B ...".into()
+                    ));
+                }
+                inputs.push(pipelines::ChoiceInput {
+                    context,
+                    question: q,
+                    options,
+                });
+            }
+            None if !options.is_empty() || context.is_some() => {
+                anyhow::bail!(Error::Input(
+                    "--option and --context need --question".into()
+                ))
+            }
+            None => {}
+        }
+        if let Some(p) = &a.data {
+            if let Dataset::MultipleChoice(ex) =
+                datasets::parse_rows(p, &rows(p)?, Task::MultipleChoice)?
+            {
+                inputs.extend(ex.into_iter().map(|e| pipelines::ChoiceInput {
+                    context: e.context,
+                    question: e.question,
+                    options: e.options,
+                }));
+            }
+        }
+        need_inputs(inputs.len(), "questions")?;
+        let m = load(&a.model, Some(Head::MultipleChoice))?;
+        let out = pipelines::choose(&m, &inputs, &pipelines::ChooseOptions::default())?;
+        let lines = inputs
+            .iter()
+            .zip(&out)
+            .map(|(i, c)| {
+                if a.json {
+                    format!(
+                        "{}\n",
+                        render::choice_json(i.context.as_deref(), &i.question, &i.options, c)
+                    )
+                } else {
+                    render::choice_table(&i.question, &i.options, c)
+                }
+            })
+            .collect();
+        print_all(lines)
+    }
+
+    pub fn eval(
+        a: &TaskArgs,
+        kind: &str,
+        label_all_tokens: bool,
+        quiet: bool,
+    ) -> anyhow::Result<()> {
+        let task: Task = kind.parse()?;
+        let path = a
+            .data
+            .as_ref()
+            .ok_or_else(|| Error::Input("eval needs --data FILE".into()))?;
+        let data = datasets::read_dataset(path, task)?;
+        let head = match task {
+            Task::Classification => Head::SequenceClassification,
+            Task::TokenClassification => Head::TokenClassification,
+            Task::MultipleChoice => Head::MultipleChoice,
+            Task::QuestionAnswering => Head::QuestionAnswering,
+        };
+        let m = load(&a.model, Some(head))?;
+        let opts = eval::EvalOptions {
+            batch_size: a.batch_size,
+            label_all_tokens,
+            qa: pipelines::QaOptions {
+                batch_size: a.batch_size,
+                ..Default::default()
+            },
+        };
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::hidden()
+        } else {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bar:40} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.set_message(if task == Task::QuestionAnswering {
+                "windows"
+            } else {
+                "examples"
+            });
+            b
+        };
+        let report = eval::evaluate(&m, path, &data, &opts, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .with_context(|| format!("evaluating {}", path.display()));
+        bar.finish_and_clear();
+        let report = report?;
+        if a.json {
+            print_all(vec![format!("{}\n", serde_json::to_string(&report)?)])
+        } else {
+            print_all(vec![render::eval_table(&report)])
         }
     }
 }

@@ -78,6 +78,39 @@ impl KernelHarness {
         b: &[f32],
         residual: Option<&[f32]>,
     ) -> Result<Vec<f32>> {
+        self.linear_reps(s, x, w, b, residual, 1)
+    }
+
+    /// Seconds one `linear.wgsl` dispatch of shape `s` takes: the wall time of
+    /// a submit with `1 + reps` dispatches minus that of a submit with one,
+    /// over `reps` (upload and readback cancel out).
+    pub fn time_linear(
+        &self,
+        s: LinearShape,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        reps: u32,
+    ) -> Result<f64> {
+        self.linear_reps(s, x, w, b, None, 1)?;
+        let t = std::time::Instant::now();
+        self.linear_reps(s, x, w, b, None, 1)?;
+        let one = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        self.linear_reps(s, x, w, b, None, 1 + reps.max(1))?;
+        let many = t.elapsed().as_secs_f64();
+        Ok(((many - one) / reps.max(1) as f64).max(0.0))
+    }
+
+    fn linear_reps(
+        &self,
+        s: LinearShape,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        residual: Option<&[f32]>,
+        reps: u32,
+    ) -> Result<Vec<f32>> {
         let LinearShape {
             m,
             n,
@@ -149,6 +182,7 @@ impl KernelHarness {
             out_len,
             bytemuck::bytes_of(&p),
             linear_grid(m, n),
+            reps,
         )
     }
 
@@ -216,6 +250,7 @@ impl KernelHarness {
             out_len,
             bytemuck::bytes_of(&p),
             attention_grid(batch, seq, heads),
+            1,
         )
     }
 
@@ -280,6 +315,7 @@ impl KernelHarness {
             x.len(),
             bytemuck::bytes_of(&p),
             row_grid(rows),
+            1,
         )
     }
 
@@ -388,12 +424,14 @@ impl KernelHarness {
             out_len,
             bytemuck::bytes_of(&p),
             row_grid(tokens),
+            1,
         )
     }
 
     /// Uploads `inputs` (bindings 0..), binds an `out_len`-float output next
     /// and `params` as the uniform after it, dispatches `grid` once in one
     /// submit and reads the output back.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &self,
         name: &str,
@@ -402,6 +440,7 @@ impl KernelHarness {
         out_len: usize,
         params: &[u8],
         grid: [u32; 3],
+        reps: u32,
     ) -> Result<Vec<f32>> {
         let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
         if grid.iter().any(|&g| g > max_groups) {
@@ -477,7 +516,9 @@ impl KernelHarness {
                 });
                 pass.set_pipeline(&kernel.pipeline);
                 pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+                for _ in 0..reps.max(1) {
+                    pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+                }
             }
             let out = &buffers[inputs.len()];
             encoder.copy_buffer_to_buffer(out, 0, &staging, 0, out_bytes);

@@ -9,4 +9,4 @@ mod runner;
 pub use context::{list_adapters, AdapterReport, GpuContext};
 pub use harness::KernelHarness;
 pub use pipelines::{assemble_shader, Preamble};
-pub use runner::{GpuExecutor, GpuStats};
+pub use runner::{GpuExecutor, GpuStats, StepTime};

@@ -66,6 +66,22 @@ pub struct Pipelines {
 /// Workgroup shape of `linear.wgsl` (matches its `override` defaults); each
 /// invocation computes a 4×4 block.
 pub const LINEAR_WG: (u32, u32) = (8, 8);
+
+/// The linear workgroup shape in use: `BERT_WGPU_LINEAR_WG=XxY` overrides
+/// the default (for tuning; both must be powers of two, X·Y ≤ 256).
+pub fn linear_wg() -> (u32, u32) {
+    static WG: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *WG.get_or_init(|| {
+        std::env::var("BERT_WGPU_LINEAR_WG")
+            .ok()
+            .and_then(|v| {
+                let (x, y) = v.split_once('x')?;
+                let (x, y): (u32, u32) = (x.trim().parse().ok()?, y.trim().parse().ok()?);
+                (x.is_power_of_two() && y.is_power_of_two() && x * y <= 256).then_some((x, y))
+            })
+            .unwrap_or(LINEAR_WG)
+    })
+}
 /// Workgroup size of `attention.wgsl` (queries per workgroup).
 pub const ATTENTION_WG: u32 = 64;
 /// Workgroup size of the row kernels (layernorm, embeddings).
@@ -142,7 +158,7 @@ impl Pipelines {
     /// rejects is an error, not a panic).
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         ctx.scoped("compiling shaders", || {
-            let (wx, wy) = (LINEAR_WG.0 as f64, LINEAR_WG.1 as f64);
+            let (wx, wy) = (linear_wg().0 as f64, linear_wg().1 as f64);
             let lin = [("WG_X", wx), ("WG_Y", wy)];
             let attn = [("WG", ATTENTION_WG as f64)];
             let row = [("WG", ROW_WG as f64)];

@@ -1,0 +1,1018 @@
+//! Dataset files for the seed's four tasks, as JSON lines or CSV (with a
+//! header row), and their preparation into model inputs the way the HF
+//! example scripts do it.
+//!
+//! | task | JSONL keys | CSV columns |
+//! |---|---|---|
+//! | sequence classification | `text`, optional `text_pair`, `label` (name, index, number; multi-label: a list of names/indices, or `num_labels` 0/1 values = multi-hot) | `text`, `text_pair`, `label` (multi-label: names or indices separated by spaces, or a JSON list) |
+//! | token classification | `words` (array), `labels` (array of BIO names or indices) | `words`, `labels`: space-separated |
+//! | multiple choice | optional `context`, `question`, `options` (array), `label` (index) | `context`, `question`, `option1` … `optionN` (or `options` as a JSON array), `label` |
+//! | question answering | `context`, `question`, `answer_text`, `answer_start` (character index; both may be arrays of alternatives), or SQuAD's `answers: {"text": [...], "answer_start": [...]}` | `context`, `question`, `answer_text`, `answer_start` |
+//!
+//! `label` may also be called `answer` in multiple-choice rows. Other
+//! fields are ignored; empty lines of a JSONL file are skipped. Every malformed row is an
+//! [`Error::Dataset`] naming the file, the 1-based line and the field.
+//!
+//! Preparation (as HF's token-classification and question-answering recipes):
+//! [`align_word_labels`] (word labels → first sub-token, the rest -100),
+//! [`qa_positions`] (character answer → token start/end in one window, or
+//! the `[CLS]` index when the answer is not wholly inside), and
+//! [`choice_pairs`] (the (first, second) text of every option).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+use crate::heads::IGNORE_INDEX;
+use crate::tokenize::{BertTokenizer, Encoded};
+
+/// The four labelled tasks of the seed document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Text (+ pair) → class, classes or a number.
+    Classification,
+    /// Words → one BIO tag per word.
+    TokenClassification,
+    /// (context,) question, options → index of the right option.
+    MultipleChoice,
+    /// Context, question → answer span.
+    QuestionAnswering,
+}
+
+impl std::str::FromStr for Task {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "classify" | "classification" | "text-classification" | "sequence-classification" => {
+                Ok(Task::Classification)
+            }
+            "ner" | "token-classification" => Ok(Task::TokenClassification),
+            "choose" | "multiple-choice" => Ok(Task::MultipleChoice),
+            "qa" | "question-answering" => Ok(Task::QuestionAnswering),
+            o => Err(Error::input(format!(
+                "unknown task `{o}` (expected classify, ner, choose or qa)"
+            ))),
+        }
+    }
+}
+
+/// A raw field value from a row: JSON as written, or a CSV cell (a string).
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// 1-based line of the row (for CSV, where its record starts).
+    pub line: usize,
+    /// Field name → value. CSV cells are JSON strings.
+    pub fields: BTreeMap<String, Value>,
+    /// Whether the row came from CSV (cells are strings to be parsed).
+    pub csv: bool,
+}
+
+/// The file's format, from its extension: `.csv` is CSV, anything else
+/// (`.jsonl`, `.json`, `.ndjson`) JSON lines.
+pub fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// Reads every row of a JSONL or CSV file.
+pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    if is_csv(path) {
+        parse_csv(path, &text)
+    } else {
+        parse_jsonl(path, &text)
+    }
+}
+
+fn bad(path: &Path, row: usize, field: &str, message: impl Into<String>) -> Error {
+    Error::Dataset {
+        path: path.to_path_buf(),
+        row,
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Parses JSON lines: one object per non-empty line.
+pub fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let l = line.trim();
+        if l.is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(l)
+            .map_err(|e| bad(path, line_no, "(row)", format!("invalid JSON: {e}")))?;
+        let Value::Object(map) = v else {
+            return Err(bad(
+                path,
+                line_no,
+                "(row)",
+                format!("expected a JSON object, got {}", kind(&v)),
+            ));
+        };
+        rows.push(Row {
+            line: line_no,
+            fields: map.into_iter().collect(),
+            csv: false,
+        });
+    }
+    Ok(rows)
+}
+
+/// Parses RFC 4180 CSV with a header row: fields separated by commas,
+/// optionally quoted with `"` (`""` inside quotes is a quote; quoted fields
+/// may span lines). A row with a different number of cells than the header
+/// is an error.
+pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<Row>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut records: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut line = 1usize;
+    let mut start_line = 1usize;
+    let mut field = String::new();
+    let mut record: Vec<String> = Vec::new();
+    let mut in_quotes = false;
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => in_quotes = false,
+                '\n' => {
+                    line += 1;
+                    field.push(c);
+                }
+                _ => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() && !quoted => {
+                in_quotes = true;
+                quoted = true;
+                any = true;
+            }
+            '"' => return Err(bad(
+                path,
+                line,
+                &format!("column {}", record.len() + 1),
+                "a quote inside an unquoted field (quote the whole field and double inner quotes)",
+            )),
+            ',' => {
+                record.push(std::mem::take(&mut field));
+                quoted = false;
+                any = true;
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                if any || !field.is_empty() {
+                    record.push(std::mem::take(&mut field));
+                    records.push((start_line, std::mem::take(&mut record)));
+                }
+                quoted = false;
+                any = false;
+                line += 1;
+                start_line = line;
+            }
+            _ => {
+                if quoted {
+                    return Err(bad(
+                        path,
+                        line,
+                        &format!("column {}", record.len() + 1),
+                        "text after a closing quote",
+                    ));
+                }
+                field.push(c);
+                any = true;
+            }
+        }
+    }
+    if in_quotes {
+        return Err(bad(
+            path,
+            start_line,
+            &format!("column {}", record.len() + 1),
+            "unterminated quoted field",
+        ));
+    }
+    if any || !field.is_empty() {
+        record.push(field);
+        records.push((start_line, record));
+    }
+    let mut it = records.into_iter();
+    let Some((hline, header)) = it.next() else {
+        return Ok(Vec::new());
+    };
+    let header: Vec<String> = header.into_iter().map(|h| h.trim().to_string()).collect();
+    for (i, h) in header.iter().enumerate() {
+        if h.is_empty() {
+            return Err(bad(
+                path,
+                hline,
+                &format!("column {}", i + 1),
+                "empty column name in the header",
+            ));
+        }
+        if header[..i].contains(h) {
+            return Err(bad(path, hline, h, "column named twice in the header"));
+        }
+    }
+    let mut rows = Vec::new();
+    for (line, cells) in it {
+        if cells.len() != header.len() {
+            return Err(bad(
+                path,
+                line,
+                "(row)",
+                format!(
+                    "{} cells, but the header has {} columns",
+                    cells.len(),
+                    header.len()
+                ),
+            ));
+        }
+        rows.push(Row {
+            line,
+            fields: header
+                .iter()
+                .cloned()
+                .zip(cells.into_iter().map(Value::String))
+                .collect(),
+            csv: true,
+        });
+    }
+    Ok(rows)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A label as written in a dataset, before it is matched to a model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelValue {
+    /// A class index.
+    Index(i64),
+    /// A class name (`POS`, `B-PER`).
+    Name(String),
+    /// A real number (regression target, or a multi-hot entry).
+    Number(f64),
+    /// Several labels (multi-label classification).
+    List(Vec<LabelValue>),
+}
+
+impl LabelValue {
+    /// A JSON value; strings are names as written, except in CSV cells
+    /// (`csv`), which may also hold numbers, lists and space-separated labels.
+    fn from_json(v: &Value, csv: bool) -> std::result::Result<Self, String> {
+        match v {
+            Value::Number(n) => Ok(match n.as_i64() {
+                Some(i) if !n.is_f64() => LabelValue::Index(i),
+                _ => LabelValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+            }),
+            Value::String(s) if csv => Ok(LabelValue::from_cell(s)),
+            Value::String(s) => Ok(LabelValue::Name(s.clone())),
+            Value::Array(items) => Ok(LabelValue::List(
+                items
+                    .iter()
+                    .map(|i| LabelValue::from_json(i, csv))
+                    .collect::<std::result::Result<_, _>>()?,
+            )),
+            other => Err(format!(
+                "is {}, expected a label name, index or number",
+                kind(other)
+            )),
+        }
+    }
+
+    /// A CSV cell: an integer, a number, a JSON list, space-separated
+    /// labels, or a name.
+    fn from_cell(s: &str) -> Self {
+        let t = s.trim();
+        if let Ok(i) = t.parse::<i64>() {
+            return LabelValue::Index(i);
+        }
+        if let Ok(f) = t.parse::<f64>() {
+            if f.is_finite() {
+                return LabelValue::Number(f);
+            }
+        }
+        if t.starts_with('[') {
+            if let Ok(v) = serde_json::from_str::<Value>(t) {
+                if let Ok(l) = LabelValue::from_json(&v, false) {
+                    return l;
+                }
+            }
+        }
+        let parts: Vec<&str> = t.split_whitespace().collect();
+        if parts.len() > 1 {
+            return LabelValue::List(parts.into_iter().map(LabelValue::from_cell).collect());
+        }
+        LabelValue::Name(t.to_string())
+    }
+}
+
+/// Resolves a class label against the model's `label2id` / `num_labels`.
+pub fn class_index(cfg: &BertConfig, v: &LabelValue) -> std::result::Result<i64, String> {
+    match v {
+        LabelValue::Index(i) if *i >= 0 && (*i as usize) < cfg.num_labels => Ok(*i),
+        LabelValue::Index(i) => Err(format!(
+            "class index {i} is out of range for {} labels",
+            cfg.num_labels
+        )),
+        LabelValue::Name(n) => cfg
+            .label2id
+            .get(n)
+            .copied()
+            .or_else(|| cfg.id2label.iter().find(|(_, v)| *v == n).map(|(k, _)| *k))
+            .or_else(|| {
+                n.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&i| i < cfg.num_labels)
+            })
+            .map(|i| i as i64)
+            .ok_or_else(|| {
+                let names: Vec<String> = (0..cfg.num_labels).map(|i| cfg.label_name(i)).collect();
+                format!(
+                    "unknown label `{n}` (the model's labels: {})",
+                    names.join(", ")
+                )
+            }),
+        LabelValue::Number(f) => Err(format!("{f} is not a class index")),
+        LabelValue::List(_) => Err("a list where one class was expected".into()),
+    }
+}
+
+/// Sequence-classification example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextExample {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// The text.
+    pub text: String,
+    /// Optional second text.
+    pub text_pair: Option<String>,
+    /// The label, when given.
+    pub label: Option<LabelValue>,
+}
+
+/// Token-classification example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenExample {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// The words.
+    pub words: Vec<String>,
+    /// One label per word, when given.
+    pub labels: Option<Vec<LabelValue>>,
+}
+
+/// Multiple-choice example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChoiceExample {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// Optional context passage.
+    pub context: Option<String>,
+    /// The question.
+    pub question: String,
+    /// The options.
+    pub options: Vec<String>,
+    /// Index of the right option, when given.
+    pub label: Option<usize>,
+}
+
+/// One gold answer of a question-answering example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoldAnswer {
+    /// The answer text.
+    pub text: String,
+    /// Character index of the answer in the context.
+    pub start: usize,
+}
+
+/// Question-answering (SQuAD-style) example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QaExample {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// The question.
+    pub question: String,
+    /// The context passage.
+    pub context: String,
+    /// Gold answers (the first is the training target); empty when none.
+    pub answers: Vec<GoldAnswer>,
+}
+
+/// A parsed dataset of one task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dataset {
+    /// Sequence classification.
+    Classification(Vec<TextExample>),
+    /// Token classification.
+    TokenClassification(Vec<TokenExample>),
+    /// Multiple choice.
+    MultipleChoice(Vec<ChoiceExample>),
+    /// Question answering.
+    QuestionAnswering(Vec<QaExample>),
+}
+
+impl Dataset {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        match self {
+            Dataset::Classification(v) => v.len(),
+            Dataset::TokenClassification(v) => v.len(),
+            Dataset::MultipleChoice(v) => v.len(),
+            Dataset::QuestionAnswering(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Field access for one row with errors that name file, line and field.
+struct Fields<'a> {
+    path: &'a Path,
+    row: &'a Row,
+}
+
+impl Fields<'_> {
+    fn err(&self, field: &str, msg: impl Into<String>) -> Error {
+        bad(self.path, self.row.line, field, msg)
+    }
+
+    fn get(&self, field: &str) -> Option<&Value> {
+        match self.row.fields.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if self.row.csv && s.is_empty() => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    fn string(&self, field: &str) -> Result<String> {
+        self.opt_string(field)?
+            .ok_or_else(|| self.err(field, "missing"))
+    }
+
+    fn opt_string(&self, field: &str) -> Result<Option<String>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.err(field, format!("is {}, expected a string", kind(v)))),
+        }
+    }
+
+    /// An array of strings: a JSON array, or a CSV cell holding a JSON
+    /// array or space-separated items.
+    fn list(&self, field: &str) -> Result<Option<Vec<Value>>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a.clone())),
+            Some(Value::String(s)) if self.row.csv => {
+                let t = s.trim();
+                if t.starts_with('[') {
+                    match serde_json::from_str::<Value>(t) {
+                        Ok(Value::Array(a)) => Ok(Some(a)),
+                        _ => Err(self.err(field, "starts with `[` but is not a JSON array")),
+                    }
+                } else {
+                    Ok(Some(
+                        t.split_whitespace()
+                            .map(|w| Value::String(w.to_string()))
+                            .collect(),
+                    ))
+                }
+            }
+            Some(v) => Err(self.err(field, format!("is {}, expected an array", kind(v)))),
+        }
+    }
+
+    fn strings(&self, field: &str) -> Result<Option<Vec<String>>> {
+        let Some(items) = self.list(field)? else {
+            return Ok(None);
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(self.err(
+                    &format!("{field}[{i}]"),
+                    format!("is {}, expected a string", kind(other)),
+                )),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    fn label(&self, field: &str) -> Result<Option<LabelValue>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => {
+                let l = LabelValue::from_json(v, self.row.csv).map_err(|m| self.err(field, m))?;
+                if let LabelValue::Number(f) = l {
+                    if !f.is_finite() {
+                        return Err(self.err(field, "is not a finite number"));
+                    }
+                }
+                Ok(Some(l))
+            }
+        }
+    }
+
+    fn index(&self, field: &str) -> Result<Option<i64>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .filter(|_| !n.is_f64())
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("{n} is not an integer"))),
+            Some(Value::String(s)) if self.row.csv => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| self.err(field, format!("`{s}` is not an integer"))),
+            Some(v) => Err(self.err(field, format!("is {}, expected an integer", kind(v)))),
+        }
+    }
+}
+
+/// Reads a dataset of `task` from a JSONL or CSV file.
+pub fn read_dataset(path: &Path, task: Task) -> Result<Dataset> {
+    let rows = read_rows(path)?;
+    parse_rows(path, &rows, task)
+}
+
+/// Parses already-read rows as examples of `task`; `path` names the file in errors.
+pub fn parse_rows(path: &Path, rows: &[Row], task: Task) -> Result<Dataset> {
+    Ok(match task {
+        Task::Classification => Dataset::Classification(
+            rows.iter()
+                .map(|r| text_example(path, r))
+                .collect::<Result<_>>()?,
+        ),
+        Task::TokenClassification => Dataset::TokenClassification(
+            rows.iter()
+                .map(|r| token_example(path, r))
+                .collect::<Result<_>>()?,
+        ),
+        Task::MultipleChoice => Dataset::MultipleChoice(
+            rows.iter()
+                .map(|r| choice_example(path, r))
+                .collect::<Result<_>>()?,
+        ),
+        Task::QuestionAnswering => Dataset::QuestionAnswering(
+            rows.iter()
+                .map(|r| qa_example(path, r))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
+fn text_example(path: &Path, row: &Row) -> Result<TextExample> {
+    let f = Fields { path, row };
+    let text = f.string("text")?;
+    Ok(TextExample {
+        line: row.line,
+        text,
+        text_pair: f.opt_string("text_pair")?,
+        label: f.label("label")?,
+    })
+}
+
+fn token_example(path: &Path, row: &Row) -> Result<TokenExample> {
+    let f = Fields { path, row };
+    let words = match f.strings("words")? {
+        Some(w) => w,
+        None => match f.opt_string("text")? {
+            Some(t) => t.split_whitespace().map(str::to_string).collect(),
+            None => return Err(f.err("words", "missing")),
+        },
+    };
+    if words.is_empty() {
+        return Err(f.err("words", "is empty"));
+    }
+    if let Some(i) = words.iter().position(|w| w.trim().is_empty()) {
+        return Err(f.err(&format!("words[{i}]"), "is empty or whitespace"));
+    }
+    let labels = match f.list("labels")? {
+        None => None,
+        Some(items) => {
+            let labels = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let l = LabelValue::from_json(v, row.csv)
+                        .map_err(|m| f.err(&format!("labels[{i}]"), m))?;
+                    match l {
+                        LabelValue::Index(_) | LabelValue::Name(_) => Ok(l),
+                        _ => Err(f.err(
+                            &format!("labels[{i}]"),
+                            "expected a tag name or class index",
+                        )),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if labels.len() != words.len() {
+                return Err(f.err(
+                    "labels",
+                    format!("{} labels for {} words", labels.len(), words.len()),
+                ));
+            }
+            Some(labels)
+        }
+    };
+    Ok(TokenExample {
+        line: row.line,
+        words,
+        labels,
+    })
+}
+
+fn choice_example(path: &Path, row: &Row) -> Result<ChoiceExample> {
+    let f = Fields { path, row };
+    let question = f.string("question")?;
+    let context = f.opt_string("context")?;
+    let options = match f.get("options") {
+        Some(Value::String(s)) if row.csv => match serde_json::from_str::<Vec<String>>(s) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(f.err("options", format!("expected a JSON array of strings: {e}")))
+            }
+        },
+        Some(_) => f.strings("options")?.unwrap_or_default(),
+        None => {
+            // option1, option2, ... (or option0, ...), in numeric order.
+            let mut numbered: Vec<(u64, String)> = Vec::new();
+            for k in row.fields.keys() {
+                if let Some(n) = k.strip_prefix("option").and_then(|n| n.parse::<u64>().ok()) {
+                    if let Some(v) = f.opt_string(k)? {
+                        numbered.push((n, v));
+                    }
+                }
+            }
+            numbered.sort_by_key(|(n, _)| *n);
+            numbered.into_iter().map(|(_, v)| v).collect()
+        }
+    };
+    if options.len() < 2 {
+        return Err(f.err(
+            "options",
+            format!(
+                "{} options; give at least two (`options` or option1, option2, ...)",
+                options.len()
+            ),
+        ));
+    }
+    let label_field = if f.get("label").is_some() {
+        "label"
+    } else {
+        "answer"
+    };
+    let label = match f.index(label_field)? {
+        None => None,
+        Some(i) if i >= 0 && (i as usize) < options.len() => Some(i as usize),
+        Some(i) => {
+            return Err(f.err(
+                label_field,
+                format!(
+                    "option index {i} is out of range for {} options",
+                    options.len()
+                ),
+            ))
+        }
+    };
+    Ok(ChoiceExample {
+        line: row.line,
+        context,
+        question,
+        options,
+        label,
+    })
+}
+
+fn qa_example(path: &Path, row: &Row) -> Result<QaExample> {
+    let f = Fields { path, row };
+    let question = f.string("question")?;
+    let context = f.string("context")?;
+    if question.trim().is_empty() {
+        return Err(f.err("question", "is empty"));
+    }
+    if context.trim().is_empty() {
+        return Err(f.err("context", "is empty"));
+    }
+    let (texts, starts, tf, sf) = if let Some(a) = f.get("answers") {
+        let a = match a {
+            Value::String(s) if row.csv => serde_json::from_str::<Value>(s)
+                .map_err(|e| f.err("answers", format!("invalid JSON: {e}")))?,
+            v => v.clone(),
+        };
+        let Value::Object(obj) = &a else {
+            return Err(f.err(
+                "answers",
+                format!(
+                    "is {}, expected {{\"text\": [...], \"answer_start\": [...]}}",
+                    kind(&a)
+                ),
+            ));
+        };
+        let texts: Vec<Value> = match obj.get("text") {
+            Some(Value::Array(v)) => v.clone(),
+            Some(v @ Value::String(_)) => vec![v.clone()],
+            _ => return Err(f.err("answers.text", "missing or not an array")),
+        };
+        let starts: Vec<Value> = match obj.get("answer_start") {
+            Some(Value::Array(v)) => v.clone(),
+            Some(v @ Value::Number(_)) => vec![v.clone()],
+            _ => return Err(f.err("answers.answer_start", "missing or not an array")),
+        };
+        (texts, starts, "answers.text", "answers.answer_start")
+    } else {
+        let texts = match f.get("answer_text") {
+            None => Vec::new(),
+            Some(Value::Array(v)) => v.clone(),
+            Some(v @ Value::String(_))
+                if row.csv && v.as_str().is_some_and(|s| s.trim_start().starts_with('[')) =>
+            {
+                match serde_json::from_str::<Value>(v.as_str().unwrap_or_default()) {
+                    Ok(Value::Array(a)) => a,
+                    _ => vec![v.clone()],
+                }
+            }
+            Some(v) => vec![v.clone()],
+        };
+        let starts = match f.get("answer_start") {
+            None => Vec::new(),
+            Some(Value::Array(v)) => v.clone(),
+            Some(Value::String(s)) if row.csv => {
+                let t = s.trim();
+                if t.starts_with('[') {
+                    match serde_json::from_str::<Value>(t) {
+                        Ok(Value::Array(a)) => a,
+                        _ => {
+                            return Err(
+                                f.err("answer_start", "starts with `[` but is not a JSON array")
+                            )
+                        }
+                    }
+                } else {
+                    vec![Value::String(t.to_string())]
+                }
+            }
+            Some(v) => vec![v.clone()],
+        };
+        (texts, starts, "answer_text", "answer_start")
+    };
+    if texts.len() != starts.len() {
+        return Err(f.err(
+            sf,
+            format!(
+                "{} answer starts for {} answer texts",
+                starts.len(),
+                texts.len()
+            ),
+        ));
+    }
+    let n_chars = context.chars().count();
+    let mut answers = Vec::new();
+    for (i, (t, s)) in texts.iter().zip(&starts).enumerate() {
+        let Value::String(text) = t else {
+            return Err(f.err(tf, format!("answer {i} is {}, expected a string", kind(t))));
+        };
+        let start = match s {
+            Value::Number(n) => n.as_u64().filter(|_| !n.is_f64()),
+            Value::String(s) if row.csv => s.trim().parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| f.err(sf, format!("answer {i}: {s} is not a non-negative integer")))?
+            as usize;
+        let len = text.chars().count();
+        if start + len > n_chars {
+            return Err(f.err(
+                sf,
+                format!(
+                    "answer {i} (`{text}`) at character {start} runs past the end of the context ({n_chars} characters)"
+                ),
+            ));
+        }
+        let found: String = context.chars().skip(start).take(len).collect();
+        if &found != text {
+            return Err(f.err(
+                sf,
+                format!("the context has `{found}` at character {start}, not the answer `{text}`"),
+            ));
+        }
+        answers.push(GoldAnswer {
+            text: text.clone(),
+            start,
+        });
+    }
+    Ok(QaExample {
+        line: row.line,
+        question,
+        context,
+        answers,
+    })
+}
+
+/// Aligns word-level labels to sub-tokens as `run_ner.py`'s
+/// `tokenize_and_align_labels`: special tokens get -100, the first token of
+/// each word gets the word's label, the following tokens -100 — or, with
+/// `label_all_tokens`, the word's label too, mapped through `b_to_i` when
+/// given (`run_ner.py` turns `B-X` into `I-X`; `None` keeps labels as they are).
+pub fn align_word_labels(
+    word_ids: &[Option<u32>],
+    word_labels: &[i64],
+    label_all_tokens: bool,
+    b_to_i: Option<&dyn Fn(i64) -> i64>,
+) -> Vec<i64> {
+    let mut out = Vec::with_capacity(word_ids.len());
+    let mut prev: Option<u32> = None;
+    for w in word_ids {
+        let label = match w {
+            None => IGNORE_INDEX,
+            Some(w) => {
+                let l = word_labels
+                    .get(*w as usize)
+                    .copied()
+                    .unwrap_or(IGNORE_INDEX);
+                if Some(*w) != prev {
+                    l
+                } else if label_all_tokens {
+                    b_to_i.map_or(l, |f| if l == IGNORE_INDEX { l } else { f(l) })
+                } else {
+                    IGNORE_INDEX
+                }
+            }
+        };
+        out.push(label);
+        prev = *w;
+    }
+    out
+}
+
+/// The `B-X` → `I-X` class map of a model's labels (identity for classes
+/// without a matching `I-` label), as `run_ner.py`'s `b_to_i_label`.
+pub fn b_to_i_map(cfg: &BertConfig) -> Vec<i64> {
+    (0..cfg.num_labels)
+        .map(|i| {
+            let name = cfg.label_name(i);
+            name.strip_prefix("B-")
+                .and_then(|t| (0..cfg.num_labels).find(|&j| cfg.label_name(j) == format!("I-{t}")))
+                .unwrap_or(i) as i64
+        })
+        .collect()
+}
+
+/// Word-split input and its sub-token labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenFeature {
+    /// The encoded words.
+    pub encoded: Encoded,
+    /// One label per token (-100 where ignored).
+    pub labels: Vec<i64>,
+}
+
+/// Tokenizes words and aligns their labels (class indices) to sub-tokens,
+/// as HF's token-classification recipe: with `label_all_tokens` every
+/// sub-token gets its word's label unchanged (use [`align_word_labels`]
+/// with [`b_to_i_map`] for `run_ner.py`'s B-→I- variant).
+pub fn prepare_token_labels(
+    tok: &BertTokenizer,
+    words: &[String],
+    labels: &[i64],
+    label_all_tokens: bool,
+) -> Result<TokenFeature> {
+    let encoded = tok.encode_words(words)?;
+    let labels = align_word_labels(&encoded.word_ids, labels, label_all_tokens, None);
+    Ok(TokenFeature { encoded, labels })
+}
+
+/// Token start/end of a character answer span `[start_char, end_char)` in
+/// one window, as the HF course's `preprocess_training_examples` (and
+/// `run_qa.py`): the `[CLS]` index for both when the answer is not wholly
+/// inside the window's context tokens; `context_seq` is the sequence id of
+/// the context (1 when the question comes first). The end is inclusive.
+pub fn qa_positions(
+    window: &Encoded,
+    cls_id: Option<u32>,
+    start_char: usize,
+    end_char: usize,
+    context_seq: usize,
+) -> (usize, usize) {
+    let cls_index = cls_id
+        .and_then(|c| window.ids.iter().position(|&i| i == c))
+        .unwrap_or(0);
+    let seq = &window.sequence_ids;
+    let offsets = &window.offsets;
+    let Some(context_start) = seq.iter().position(|s| *s == Some(context_seq)) else {
+        return (cls_index, cls_index);
+    };
+    let context_end = context_start
+        + seq[context_start..]
+            .iter()
+            .take_while(|s| **s == Some(context_seq))
+            .count()
+        - 1;
+    if offsets[context_start].0 > start_char || offsets[context_end].1 < end_char {
+        return (cls_index, cls_index);
+    }
+    let mut idx = context_start;
+    while idx <= context_end && offsets[idx].0 <= start_char {
+        idx += 1;
+    }
+    let start = idx - 1;
+    let mut idx = context_end as isize;
+    while idx >= context_start as isize && offsets[idx as usize].1 >= end_char {
+        idx -= 1;
+    }
+    (start, (idx + 1) as usize)
+}
+
+/// One question-answering training window with its target positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QaFeature {
+    /// The window (`[CLS] question [SEP] context slice [SEP]`).
+    pub encoded: Encoded,
+    /// Answer start token (the `[CLS]` index when not in this window).
+    pub start_position: usize,
+    /// Answer end token (inclusive; the `[CLS]` index when not in this window).
+    pub end_position: usize,
+}
+
+/// Splits (question, context) into windows of `max_length` tokens
+/// overlapping by `stride` (no padding) and labels each with the answer's
+/// token span (the HF course's `preprocess_training_examples`). `answer` is (text, character
+/// start); `None` labels every window with `[CLS]`.
+pub fn prepare_qa_spans(
+    tok: &BertTokenizer,
+    question: &str,
+    context: &str,
+    answer: Option<(&str, usize)>,
+    max_length: usize,
+    stride: usize,
+) -> Result<Vec<QaFeature>> {
+    let windows = tok.encode_windows(question, context, max_length, stride)?;
+    let cls = tok.cls_id();
+    Ok(windows
+        .into_iter()
+        .map(|w| {
+            let (s, e) = match answer {
+                Some((text, start)) => {
+                    qa_positions(&w, cls, start, start + text.chars().count(), 1)
+                }
+                None => {
+                    let c = cls
+                        .and_then(|c| w.ids.iter().position(|&i| i == c))
+                        .unwrap_or(0);
+                    (c, c)
+                }
+            };
+            QaFeature {
+                encoded: w,
+                start_position: s,
+                end_position: e,
+            }
+        })
+        .collect())
+}
+
+/// The (first, second) texts of a multiple-choice example's options: with
+/// a context, (context, question + " " + option); without, (question, option).
+pub fn choice_pairs(
+    context: Option<&str>,
+    question: &str,
+    options: &[String],
+) -> Vec<(String, String)> {
+    options
+        .iter()
+        .map(|o| match context {
+            Some(c) => (c.to_string(), format!("{question} {o}")),
+            None => (question.to_string(), o.clone()),
+        })
+        .collect()
+}
