@@ -316,3 +316,53 @@ pub fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+        let h = header.to_string().into_bytes();
+        let mut buf = (h.len() as u64).to_le_bytes().to_vec();
+        buf.extend_from_slice(&h);
+        buf.extend_from_slice(data);
+        buf
+    }
+
+    #[test]
+    fn from_bytes_reads_what_open_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny/base-legacy-bf16/model.safetensors");
+        let a = Checkpoint::open(&path).unwrap();
+        let b = Checkpoint::from_bytes(std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(a.names().collect::<Vec<_>>(), b.names().collect::<Vec<_>>());
+        for name in a.names() {
+            let shape = a.shape(name).unwrap();
+            assert_eq!(
+                a.tensor(name, shape).unwrap(),
+                b.tensor(name, shape).unwrap()
+            );
+        }
+    }
+
+    /// Found by `fuzz/` (target `safetensors`): data_offsets ending near
+    /// `usize::MAX` overflowed inside the reference parser (a panic in debug
+    /// builds) instead of being reported as a truncated file.
+    #[test]
+    fn offsets_near_usize_max_are_an_error_not_an_overflow() {
+        let n = (1u64 << 61) - 1;
+        let mut header = serde_json::Map::new();
+        for i in 0..8 {
+            header.insert(
+                format!("t{i}"),
+                serde_json::json!({"dtype": "U8", "shape": [n], "data_offsets": [i * n, (i + 1) * n]}),
+            );
+        }
+        let buf = file(&serde_json::Value::Object(header), &[]);
+        let err = Checkpoint::from_bytes(buf).err().expect("must be refused");
+        assert!(
+            matches!(&err, Error::Safetensors { message, .. } if message.contains("truncated")),
+            "{err}"
+        );
+    }
+}

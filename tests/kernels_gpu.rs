@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use bert_wgpu::gpu::{GpuContext, KernelHarness};
+use bert_wgpu::gpu::{GemmKernel, GpuContext, KernelHarness};
 use bert_wgpu::graph::Act;
 use bert_wgpu::kernels::additive_mask;
 use bert_wgpu::kernels::attention::attention;
@@ -194,6 +194,57 @@ fn linear_matches_twin_on_large_shapes() {
     println!(
         "linear large: max |err| {worst:.3e}, {:.2} s",
         t.elapsed().as_secs_f64()
+    );
+}
+
+/// The workgroup-memory tiled GEMM (what hardware GPUs run), forced on
+/// whatever adapter runs the tests, against the same twin: edges in m, n and
+/// k (k a multiple of 4, as the host guarantees), both tile sizes, the
+/// pooler's row stride, residual and activations.
+#[test]
+fn linear_tiled_matches_twin() {
+    let Some(mut h) = harness("linear_tiled_matches_twin") else {
+        return;
+    };
+    let t = Instant::now();
+    let mut rng = StdRng::seed_from_u64(0x7113d);
+    let mut worst = 0.0f32;
+    for kernel in [GemmKernel::Tiled] {
+        h.force_gemm(Some(kernel));
+        let mut cases = Vec::new();
+        for (m, n, k) in [
+            (1, 1, 4),
+            (7, 33, 12),
+            (33, 7, 20),
+            (129, 129, 36),
+            (130, 65, 128),
+            (64, 128, 16),
+            (257, 200, 96),
+        ] {
+            cases.push(dense(m, n, k, Act::Identity, false));
+        }
+        cases.push(dense(33, 129, 384, Act::Gelu, true));
+        cases.push(dense(129, 33, 32, Act::Tanh, false));
+        cases.push(dense(7, 384, 384, Act::Silu, true));
+        // Pooler: 3 sequences of 5 tokens, only each first row read.
+        cases.push(LinearCase {
+            s: LinearShape {
+                m: 3,
+                n: 40,
+                k: 32,
+                x_row_stride: 5 * 32,
+                act: Act::Tanh,
+            },
+            residual: false,
+            x_len: 3 * 5 * 32,
+        });
+        for c in &cases {
+            worst = worst.max(run_linear(&h, &mut rng, c));
+        }
+    }
+    println!(
+        "linear tiled: worst max |err| {worst:.3e}, {:.2?}",
+        t.elapsed()
     );
 }
 

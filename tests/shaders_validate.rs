@@ -18,6 +18,7 @@ const KERNELS: &[(&str, &[(&str, &str)])] = &[
         "linear.wgsl",
         &[("vec4", PREAMBLE_VEC4), ("scalar", PREAMBLE_SCALAR)],
     ),
+    ("linear_tiled.wgsl", &[("vec4", PREAMBLE_VEC4)]),
     (
         "attention.wgsl",
         &[("vec4", PREAMBLE_VEC4), ("scalar", PREAMBLE_SCALAR)],

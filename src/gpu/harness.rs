@@ -8,9 +8,9 @@
 //! back through a `MAP_READ` staging buffer. Argument shapes are validated on
 //! the CPU ([`Error::Input`]); every wgpu error becomes an [`Error`].
 
-use super::pipelines::{Kernel, Pipelines, Preamble};
+use super::pipelines::{choose_gemm, GemmKernel, Kernel, Pipelines, Preamble};
 use super::runner::{
-    attention_grid, linear_grid, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
+    attention_grid, linear_dispatch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
 };
 use super::GpuContext;
 use crate::error::{Error, Result};
@@ -30,6 +30,7 @@ struct Input<'a> {
 pub struct KernelHarness {
     ctx: GpuContext,
     pipes: Pipelines,
+    gemm: Option<GemmKernel>,
 }
 
 /// `a · b · ...` or an input error naming `what` when it overflows.
@@ -59,12 +60,23 @@ impl KernelHarness {
     /// Compiles every kernel on `ctx`.
     pub fn new(ctx: GpuContext) -> Result<Self> {
         let pipes = Pipelines::new(&ctx)?;
-        Ok(KernelHarness { ctx, pipes })
+        Ok(KernelHarness {
+            ctx,
+            pipes,
+            gemm: None,
+        })
     }
 
     /// The device context.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
+    }
+
+    /// Runs every later `linear` call with `kernel` instead of the one the
+    /// runner would choose (the tiled kernel still needs k and the row
+    /// stride to be multiples of 4; otherwise the register kernel runs).
+    pub fn force_gemm(&mut self, kernel: Option<GemmKernel>) {
+        self.gemm = kernel;
     }
 
     /// `linear.wgsl`: `y = act(x · wᵀ + b) + residual`, (m, n), with the
@@ -152,10 +164,10 @@ impl KernelHarness {
         if out_len == 0 {
             return Ok(Vec::new());
         }
-        let kernel = match Preamble::for_lengths(&[k, x_row_stride]) {
-            Preamble::Vec4 => &self.pipes.linear_vec4,
-            Preamble::Scalar => &self.pipes.linear_scalar,
-        };
+        let choice = self
+            .gemm
+            .unwrap_or_else(|| choose_gemm(self.ctx.info.device_type, m, n, k, x_row_stride));
+        let (kernel, grid) = linear_dispatch(&self.pipes, choice, m, n, k, x_row_stride);
         let dummy = [0.0f32; 4];
         let r = residual.unwrap_or(&dummy);
         self.dispatch(
@@ -181,7 +193,7 @@ impl KernelHarness {
             ],
             out_len,
             bytemuck::bytes_of(&p),
-            linear_grid(m, n),
+            grid,
             reps,
         )
     }

@@ -8,5 +8,5 @@ mod runner;
 
 pub use context::{list_adapters, AdapterReport, GpuContext};
 pub use harness::KernelHarness;
-pub use pipelines::{assemble_shader, Preamble};
+pub use pipelines::{assemble_shader, choose_gemm, GemmKernel, Preamble};
 pub use runner::{GpuExecutor, GpuStats, StepTime};

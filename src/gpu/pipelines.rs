@@ -33,6 +33,47 @@ impl Preamble {
     }
 }
 
+/// Which GEMM kernel runs a linear layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// `linear.wgsl`: 4 × 4 outputs per invocation, no workgroup memory (any
+    /// sizes; best on software adapters, where barriers are expensive).
+    Register,
+    /// `linear_tiled.wgsl`: 128 × 128 tiles staged in workgroup memory,
+    /// 8 × 8 outputs per invocation (needs k and the row stride to be
+    /// multiples of 4).
+    Tiled,
+}
+
+/// Picks the GEMM kernel for an (m, n, k) linear whose input rows are
+/// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|auto` overrides the
+/// adapter-based default (tiled on hardware GPUs, register on CPU adapters).
+pub fn choose_gemm(
+    device_type: wgpu::DeviceType,
+    m: usize,
+    n: usize,
+    k: usize,
+    x_row_stride: usize,
+) -> GemmKernel {
+    let vec4 = Preamble::for_lengths(&[k, x_row_stride]) == Preamble::Vec4;
+    let mode = std::env::var("BERT_WGPU_GEMM").unwrap_or_default();
+    let tiled = match mode.as_str() {
+        "register" => false,
+        "tiled" => true,
+        _ => device_type != wgpu::DeviceType::Cpu,
+    };
+    if !tiled || !vec4 {
+        return GemmKernel::Register;
+    }
+    // 128 × 128 tiles only pay when there are enough of them to fill the
+    // device; small GEMMs (batch 1) keep the finer-grained register kernel.
+    if mode == "tiled" || m.div_ceil(128) * n.div_ceil(128) >= 64 {
+        GemmKernel::Tiled
+    } else {
+        GemmKernel::Register
+    }
+}
+
 /// Full WGSL source of `kernel` with `preamble`.
 pub fn assemble_shader(preamble: Preamble, kernel: &str) -> String {
     let common = include_str!("../../shaders/common.wgsl");
@@ -53,6 +94,8 @@ pub struct Pipelines {
     pub linear_vec4: Kernel,
     /// `linear.wgsl`, scalar loads.
     pub linear_scalar: Kernel,
+    /// `linear_tiled.wgsl`.
+    pub linear_tiled: Kernel,
     /// `attention.wgsl`, vec4 loads.
     pub attention_vec4: Kernel,
     /// `attention.wgsl`, scalar loads.
@@ -177,6 +220,13 @@ impl Pipelines {
                     &src(Preamble::Scalar, kernels::linear::WGSL),
                     4,
                     &lin,
+                ),
+                linear_tiled: kernel(
+                    ctx,
+                    "linear_tiled",
+                    &src(Preamble::Vec4, kernels::linear::WGSL_TILED),
+                    4,
+                    &[],
                 ),
                 attention_vec4: kernel(
                     ctx,

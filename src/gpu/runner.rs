@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use super::pipelines::{linear_wg, Kernel, Pipelines, Preamble, ATTENTION_WG};
+use super::pipelines::{
+    choose_gemm, linear_wg, GemmKernel, Kernel, Pipelines, Preamble, ATTENTION_WG,
+};
 use super::GpuContext;
 use crate::checkpoint::Tensor;
 use crate::config::BertConfig;
@@ -89,6 +91,7 @@ enum StepWeights {
 enum KernelKind {
     LinearVec4,
     LinearScalar,
+    LinearTiled,
     AttentionVec4,
     AttentionScalar,
     LayerNorm,
@@ -148,6 +151,28 @@ pub(crate) fn ceil_div(a: usize, b: usize) -> u32 {
 pub(crate) fn row_grid(rows: usize) -> [u32; 3] {
     let x = rows.clamp(1, 65535);
     [x as u32, ceil_div(rows, x), 1]
+}
+
+/// The pipeline and grid of a linear layer: the register-blocked kernel
+/// (vec4 or scalar loads) or a tiled one, as [`choose_gemm`] decides.
+pub(crate) fn linear_dispatch(
+    pipes: &Pipelines,
+    choice: GemmKernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    stride: usize,
+) -> (&Kernel, [u32; 3]) {
+    // The tiled kernel loads vec4s only.
+    let vec4 = Preamble::for_lengths(&[k, stride]) == Preamble::Vec4;
+    let choice = if vec4 { choice } else { GemmKernel::Register };
+    match choice {
+        GemmKernel::Tiled => (&pipes.linear_tiled, [ceil_div(n, 128), ceil_div(m, 128), 1]),
+        GemmKernel::Register => match Preamble::for_lengths(&[k, stride]) {
+            Preamble::Vec4 => (&pipes.linear_vec4, linear_grid(m, n)),
+            Preamble::Scalar => (&pipes.linear_scalar, linear_grid(m, n)),
+        },
+    }
 }
 
 /// Grid of `linear.wgsl` for an (m, n) output: one 4×4 block per invocation.
@@ -256,6 +281,7 @@ impl GpuExecutor {
         match k {
             KernelKind::LinearVec4 => &self.pipes.linear_vec4,
             KernelKind::LinearScalar => &self.pipes.linear_scalar,
+            KernelKind::LinearTiled => &self.pipes.linear_tiled,
             KernelKind::AttentionVec4 => &self.pipes.attention_vec4,
             KernelKind::AttentionScalar => &self.pipes.attention_scalar,
             KernelKind::LayerNorm => &self.pipes.layernorm,
@@ -385,12 +411,16 @@ impl GpuExecutor {
                                 has_residual: u32::from(residual.is_some()),
                                 _pad: [0; 2],
                             };
-                            let kind = match Preamble::for_lengths(&[k, stride]) {
-                                Preamble::Vec4 => KernelKind::LinearVec4,
-                                Preamble::Scalar => KernelKind::LinearScalar,
+                            let choice = choose_gemm(self.ctx.info.device_type, m, *n, k, stride);
+                            let kind = match choice {
+                                GemmKernel::Tiled => KernelKind::LinearTiled,
+                                GemmKernel::Register => match Preamble::for_lengths(&[k, stride]) {
+                                    Preamble::Vec4 => KernelKind::LinearVec4,
+                                    Preamble::Scalar => KernelKind::LinearScalar,
+                                },
                             };
                             let r = residual.map_or(&self.dummy, |r| &tensors[r.0]);
-                            let grid = linear_grid(m, *n);
+                            let grid = linear_dispatch(&self.pipes, choice, m, *n, k, stride).1;
                             (
                                 kind,
                                 bytemuck::bytes_of(&p).to_vec(),
@@ -606,7 +636,7 @@ pub struct StepTime {
 impl KernelKind {
     fn family(self) -> &'static str {
         match self {
-            KernelKind::LinearVec4 | KernelKind::LinearScalar => "linear",
+            KernelKind::LinearVec4 | KernelKind::LinearScalar | KernelKind::LinearTiled => "linear",
             KernelKind::AttentionVec4 | KernelKind::AttentionScalar => "attention",
             KernelKind::LayerNorm => "layernorm",
             KernelKind::Embeddings => "embeddings",

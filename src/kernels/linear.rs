@@ -13,8 +13,11 @@ use rayon::prelude::*;
 use super::act;
 use crate::graph::Act;
 
-/// The WGSL source.
+/// The WGSL source (register-blocked, no workgroup memory).
 pub const WGSL: &str = include_str!("../../shaders/linear.wgsl");
+
+/// The workgroup-memory tiled variant for real GPUs (same contract).
+pub const WGSL_TILED: &str = include_str!("../../shaders/linear_tiled.wgsl");
 
 /// Shapes and options of one linear call.
 #[derive(Debug, Clone, Copy)]

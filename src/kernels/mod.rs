@@ -11,6 +11,7 @@ pub mod linear;
 /// WGSL sources, by file name, as compiled into the library.
 pub const SHADERS: &[(&str, &str)] = &[
     ("linear.wgsl", linear::WGSL),
+    ("linear_tiled.wgsl", linear::WGSL_TILED),
     ("attention.wgsl", attention::WGSL),
     ("layernorm.wgsl", layernorm::WGSL),
     ("embeddings.wgsl", embeddings::WGSL),
