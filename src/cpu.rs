@@ -14,7 +14,7 @@ use crate::weights::{LinearWeights, Weights};
 pub struct CpuExecutor {
     graph: Graph,
     weights: Weights,
-    /// step index → stacked (W, b) for `Op::Linear` steps
+    /// step index → stacked (Wᵀ as (k, n), b) for `Op::Linear` steps
     linears: HashMap<usize, LinearWeights>,
     /// Log per-op-kind times (BERT_WGPU_PROFILE=1).
     profile: bool,
@@ -35,7 +35,10 @@ impl CpuExecutor {
         let mut linears = HashMap::new();
         for (i, step) in graph.steps.iter().enumerate() {
             if let Op::Linear { modules, .. } = &step.op {
-                linears.insert(i, weights.stacked_linear(modules)?);
+                let mut lw = weights.stacked_linear(modules)?;
+                // (k, n) packs faster in the GEMM; the graph's weights stay (n, k).
+                lw.weight = linear::transpose(&lw.weight, lw.out_features, lw.in_features);
+                linears.insert(i, lw);
             }
         }
         Ok(CpuExecutor {
@@ -107,10 +110,11 @@ impl CpuExecutor {
                         act: *act,
                     };
                     let mut y = std::mem::take(&mut bufs[out.0]);
-                    linear::linear(
+                    linear::linear_with_layout(
                         shape,
                         &bufs[x.0],
                         &lw.weight,
+                        linear::WeightLayout::InOut,
                         &lw.bias,
                         residual.map(|r| bufs[r.0].as_slice()),
                         &mut y,
