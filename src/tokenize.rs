@@ -140,6 +140,14 @@ impl BertTokenizer {
             }
         }
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        for (i, e) in encs.iter().enumerate() {
+            if !e.get_overflowing().is_empty() {
+                log::info!(
+                    "text {i} is longer than {} tokens and was truncated (longest-first)",
+                    self.max_length
+                );
+            }
+        }
         let seq = encs.first().map_or(0, |e| e.len());
         let mut out = Encoding {
             input_ids: Vec::with_capacity(seq * encs.len()),
