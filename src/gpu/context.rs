@@ -8,6 +8,14 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// Little-endian f32s from raw bytes (no alignment assumed).
+pub fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// How long a forward may keep the GPU busy before we give up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -239,6 +247,54 @@ impl GpuContext {
                 })
             }
         }
+    }
+
+    /// Maps the first `bytes` of `buffer` (MAP_READ) once `submission` has
+    /// finished, hands the bytes to `read`, unmaps. Every readback goes
+    /// through here: the wait honours the timeout, and a map that never
+    /// resolves is an error, not a hang.
+    pub fn read_mapped<T>(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        submission: wgpu::SubmissionIndex,
+        context: &str,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
+        let gpu_err = |e: &dyn std::fmt::Display| Error::Gpu {
+            context: format!("reading back {context}"),
+            message: e.to_string(),
+        };
+        let slice = buffer.slice(0..bytes.max(4));
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(submission.clone(), context)?;
+        let mapped = match rx.try_recv() {
+            Ok(r) => r,
+            Err(_) => {
+                // The map may resolve on a later poll.
+                self.wait(submission, context)?;
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.check(context)?;
+                        return Err(Error::Timeout {
+                            context: format!("mapping the readback buffer of {context}"),
+                            seconds: 5.0,
+                        });
+                    }
+                }
+            }
+        };
+        mapped.map_err(|e| gpu_err(&e))?;
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| gpu_err(&e))?;
+            read(&view[..bytes as usize])
+        };
+        buffer.unmap();
+        Ok(out)
     }
 
     /// Checks a buffer size against the binding and buffer limits.

@@ -8,6 +8,7 @@
 //! back through a `MAP_READ` staging buffer. Argument shapes are validated on
 //! the CPU ([`Error::Input`]); every wgpu error becomes an [`Error`].
 
+use super::context::f32s_from_le;
 use super::pipelines::{choose_gemm, GemmKernel, Kernel, Pipelines, Preamble};
 use super::runner::{
     attention_grid, linear_dispatch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
@@ -547,43 +548,10 @@ impl KernelHarness {
         bytes: u64,
         index: wgpu::SubmissionIndex,
     ) -> Result<Vec<f32>> {
-        let context = format!("reading back {name}");
-        let map_err = |e: &dyn std::fmt::Display| Error::Gpu {
-            context: context.clone(),
-            message: e.to_string(),
-        };
-        let slice = staging.slice(0..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.wait(index.clone(), &format!("running {name}"))?;
-        let mapped = match rx.try_recv() {
-            Ok(r) => r,
-            Err(_) => {
-                // The map may resolve on a later poll.
-                self.ctx.wait(index, &context)?;
-                match rx.recv_timeout(std::time::Duration::from_secs(5)) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        self.ctx.check(&context)?;
-                        return Err(Error::Timeout {
-                            context: format!("mapping the readback buffer of {name}"),
-                            seconds: 5.0,
-                        });
-                    }
-                }
-            }
-        };
-        mapped.map_err(|e| map_err(&e))?;
-        let data = {
-            let view = slice.get_mapped_range().map_err(|e| map_err(&e))?;
-            view.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        };
-        staging.unmap();
-        self.ctx.check(&context)?;
+        let data = self
+            .ctx
+            .read_mapped(staging, bytes, index, name, f32s_from_le)?;
+        self.ctx.check(&format!("reading back {name}"))?;
         Ok(data)
     }
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
+use super::context::f32s_from_le;
 use super::pipelines::{
     choose_gemm, linear_wg, GemmKernel, Kernel, Pipelines, Preamble, ATTENTION_WG,
 };
@@ -561,62 +562,24 @@ impl GpuExecutor {
         })?;
         let (index, total) = submission;
         self.submits.fetch_add(1, Ordering::SeqCst);
-        let slice = plan.staging.slice(0..total.max(4));
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.wait(index.clone(), "the forward pass")?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(Error::Gpu {
-                    context: "reading results".into(),
-                    message: e.to_string(),
-                })
-            }
-            Err(_) => {
-                // The map may resolve on a later poll.
-                self.ctx.wait(index, "mapping results")?;
-                match rx.recv_timeout(std::time::Duration::from_secs(5)) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        return Err(Error::Gpu {
-                            context: "reading results".into(),
-                            message: e.to_string(),
+        let raw =
+            self.ctx
+                .read_mapped(&plan.staging, total, index, "the forward pass", |view| {
+                    offsets
+                        .iter()
+                        .map(|(off, bytes)| {
+                            f32s_from_le(&view[*off as usize..(*off + *bytes) as usize])
                         })
-                    }
-                    Err(_) => {
-                        self.ctx.check("reading results")?;
-                        return Err(Error::Timeout {
-                            context: "mapping the readback buffer".into(),
-                            seconds: 5.0,
-                        });
-                    }
-                }
-            }
-        }
+                        .collect::<Vec<_>>()
+                })?;
         self.readbacks.fetch_add(1, Ordering::SeqCst);
-        let result = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
-                context: "reading results".into(),
-                message: e.to_string(),
-            })?;
-            let mut result = Vec::with_capacity(outs.len());
-            for (t, (off, bytes)) in outs.iter().zip(&offsets) {
-                let raw = &view[*off as usize..(*off + *bytes) as usize];
-                let data: Vec<f32> = raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                result.push(Tensor::new(
-                    vec![g.rows(*t, n_seq, seq), g.tensors[t.0].cols],
-                    data,
-                )?);
-            }
-            result
-        };
-        plan.staging.unmap();
+        let mut result = Vec::with_capacity(outs.len());
+        for (t, data) in outs.iter().zip(raw) {
+            result.push(Tensor::new(
+                vec![g.rows(*t, n_seq, seq), g.tensors[t.0].cols],
+                data,
+            )?);
+        }
         self.forwards.fetch_add(1, Ordering::SeqCst);
         Ok(result)
     }
@@ -709,25 +672,15 @@ impl GpuExecutor {
             encoder.copy_buffer_to_buffer(&resolve, 0, &readback, 0, bytes);
             (q.submit(Some(encoder.finish())), readback)
         })?;
-        let slice = readback.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.wait(index.clone(), "profiling")?;
-        if rx.try_recv().is_err() {
-            self.ctx.wait(index, "profiling")?;
-        }
-        let ticks: Vec<u64> = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
-                context: "reading timestamps".into(),
-                message: e.to_string(),
-            })?;
-            view.chunks_exact(8)
-                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect()
-        };
-        readback.unmap();
+        let ticks: Vec<u64> =
+            self.ctx
+                .read_mapped(&readback, bytes, index, "profiling", |view| {
+                    view.chunks_exact(8)
+                        .map(|c| {
+                            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                        })
+                        .collect()
+                })?;
         let period_ns = self.ctx.queue.get_timestamp_period() as f64;
         Ok(self
             .graph
