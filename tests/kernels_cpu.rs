@@ -5,6 +5,8 @@
 //!
 //! Tolerance: |got − want| ≤ 1e-5 + 1e-4·|want| unless a test says why not.
 
+mod common;
+
 use bert_wgpu::graph::Act;
 use bert_wgpu::kernels::act::{apply, TANH_CLAMP};
 use bert_wgpu::kernels::additive_mask;
@@ -12,6 +14,7 @@ use bert_wgpu::kernels::attention::attention;
 use bert_wgpu::kernels::embeddings::{embeddings, EmbeddingTables};
 use bert_wgpu::kernels::layernorm::layer_norm;
 use bert_wgpu::kernels::linear::{linear, linear_naive, LinearShape};
+use common::layer_norm_f64;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -288,34 +291,6 @@ fn attention_matches_f64_and_fully_masked_rows_average_v() {
             );
         }
     }
-}
-
-/// f64 LayerNorm of f32 inputs; also returns the max of 1/√(var + eps).
-fn layer_norm_f64(
-    x: &[f32],
-    r: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) -> (Vec<f32>, f64) {
-    let cols = gamma.len();
-    let mut out = Vec::with_capacity(x.len());
-    let mut max_inv = 0.0f64;
-    for (row, xs) in x.chunks_exact(cols).enumerate() {
-        let v: Vec<f64> = xs
-            .iter()
-            .enumerate()
-            .map(|(c, &a)| a as f64 + r.map_or(0.0, |r| r[row * cols + c] as f64))
-            .collect();
-        let mean = v.iter().sum::<f64>() / cols as f64;
-        let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / cols as f64;
-        let inv = 1.0 / (var + eps as f64).sqrt();
-        max_inv = max_inv.max(inv);
-        for (c, a) in v.iter().enumerate() {
-            out.push(((a - mean) * inv * gamma[c] as f64 + beta[c] as f64) as f32);
-        }
-    }
-    (out, max_inv)
 }
 
 #[test]

@@ -184,3 +184,31 @@ pub fn check_outputs(tag: &str, out: &Outputs, expected: &Value, atol: f32, rtol
     }
     max_err
 }
+
+/// f64 LayerNorm of f32 inputs; also returns the max of 1/√(var + eps).
+pub fn layer_norm_f64(
+    x: &[f32],
+    r: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) -> (Vec<f32>, f64) {
+    let cols = gamma.len();
+    let mut out = Vec::with_capacity(x.len());
+    let mut max_inv = 0.0f64;
+    for (row, xs) in x.chunks_exact(cols).enumerate() {
+        let v: Vec<f64> = xs
+            .iter()
+            .enumerate()
+            .map(|(c, &a)| a as f64 + r.map_or(0.0, |r| r[row * cols + c] as f64))
+            .collect();
+        let mean = v.iter().sum::<f64>() / cols as f64;
+        let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / cols as f64;
+        let inv = 1.0 / (var + eps as f64).sqrt();
+        max_inv = max_inv.max(inv);
+        for (c, a) in v.iter().enumerate() {
+            out.push(((a - mean) * inv * gamma[c] as f64 + beta[c] as f64) as f32);
+        }
+    }
+    (out, max_inv)
+}
