@@ -3,16 +3,19 @@
 // Twin of src/kernels/attention.rs (same math up to rounding).
 //
 // Assembled as PREAMBLE + common.wgsl + attention.wgsl. The PREAMBLE picks the
-// load width: VT = vec4<f32>, VW = 4 when head_dim % 4 == 0 (the host checks;
-// then hidden = heads·head_dim is a multiple of 4 too), else VT = f32, VW = 1.
-// Indices into qkv are in VT units; mask and out are plain f32.
+// storage type ST (f32 or f16) of qkv and out, and the load width:
+// VS = vec4<ST> / VT = vec4<f32>, VW = 4 when head_dim % 4 == 0 (the host
+// checks; then hidden = heads·head_dim is a multiple of 4 too), else VS = ST,
+// VT = f32, VW = 1. Loads convert to f32: scores, softmax and the output
+// accumulator are f32 whatever ST is. Indices into qkv are in VS units; the
+// mask is always f32.
 //
 // Bindings (group 0):
-//   0  qkv:  array<VT>  read        (batch·seq, 3·hidden), columns [Q | K | V];
+//   0  qkv:  array<VS>  read        (batch·seq, 3·hidden), columns [Q | K | V];
 //                                    head h owns columns h·d .. (h+1)·d of each
 //                                    third (hidden = heads·d, d = head_dim)
 //   1  mask: array<f32> read        (batch·seq) additive key mask: 0 or F32_MIN
-//   2  out:  array<f32> read_write  (batch·seq, hidden); head h writes columns
+//   2  out:  array<ST>  read_write  (batch·seq, hidden); head h writes columns
 //                                    h·d .. (h+1)·d
 //   3  p:    uniform AttnParams
 //
@@ -62,9 +65,9 @@ struct AttnParams {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> qkv: array<VT>;
+@group(0) @binding(0) var<storage, read> qkv: array<VS>;
 @group(0) @binding(1) var<storage, read> mask: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<ST>;
 @group(0) @binding(3) var<uniform> p: AttnParams;
 
 override WG: u32 = 64u;
@@ -83,10 +86,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (qi >= p.seq || h >= p.heads || bi >= p.batch) {
         return;
     }
-    let dv_full = p.head_dim / VW;          // VT elements per head row
+    let dv_full = p.head_dim / VW;          // VS elements per head row
     let dv = min(dv_full, MAX_DV);
-    let hidden_v = p.heads * dv_full;       // VT elements per third of a qkv row
-    let row_v = 3u * hidden_v;              // VT elements per qkv row
+    let hidden_v = p.heads * dv_full;       // VS elements per third of a qkv row
+    let row_v = 3u * hidden_v;              // VS elements per qkv row
     let head_v = h * dv_full;
     let tok0 = bi * p.seq;
 
@@ -94,7 +97,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc: array<VT, MAX_DV>;
     let qbase = (tok0 + qi) * row_v + head_v;
     for (var t = 0u; t < dv; t = t + 1u) {
-        q[t] = qkv[qbase + t];
+        q[t] = VT(qkv[qbase + t]);
         acc[t] = VT(0.0);
     }
 
@@ -116,7 +119,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var t = 0u; t < dv; t = t + 1u) {
             let qt = q[t];
             for (var jj = 0u; jj < BK; jj = jj + 1u) {
-                part[jj] = fma(qt, qkv[kb[jj] + t], part[jj]);
+                part[jj] = fma(qt, VT(qkv[kb[jj] + t]), part[jj]);
             }
         }
         var sw: array<f32, BK>;   // scores, then weights
@@ -144,7 +147,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var t = 0u; t < dv; t = t + 1u) {
             var a = acc[t] * corr;
             for (var jj = 0u; jj < BK; jj = jj + 1u) {
-                a = fma(VT(sw[jj]), qkv[kb[jj] + hidden_v + t], a);
+                a = fma(VT(sw[jj]), VT(qkv[kb[jj] + hidden_v + t]), a);
             }
             acc[t] = a;
         }
@@ -157,7 +160,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         // component c < VW is valid in both preamble variants.
         let v4 = vec4<f32>(acc[t] * inv);
         for (var c = 0u; c < VW; c = c + 1u) {
-            out[obase + t * VW + c] = v4[c];
+            out[obase + t * VW + c] = ST(v4[c]);
         }
     }
 }

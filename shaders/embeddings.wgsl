@@ -3,17 +3,18 @@
 // Twin of src/kernels/embeddings.rs.
 //
 // Assembled as PREAMBLE + common.wgsl + embeddings.wgsl (the scalar PREAMBLE;
-// nothing from it is used here).
+// only its storage type ST, f32 or f16, of the tables and out is used here;
+// sums and statistics are f32).
 //
 // Bindings (group 0):
 //   0  ids:        array<u32> read        (batch·seq) word ids
 //   1  types:      array<u32> read        (batch·seq) token type ids
-//   2  word:       array<f32> read        (vocab, hidden)
-//   3  position:   array<f32> read        (max_pos, hidden); token t uses row t % seq
-//   4  token_type: array<f32> read        (type_vocab, hidden)
+//   2  word:       array<ST>  read        (vocab, hidden)
+//   3  position:   array<ST>  read        (max_pos, hidden); token t uses row t % seq
+//   4  token_type: array<ST>  read        (type_vocab, hidden)
 //   5  gamma:      array<f32> read        (hidden)
 //   6  beta:       array<f32> read        (hidden)
-//   7  out:        array<f32> read_write  (batch·seq, hidden)
+//   7  out:        array<ST>  read_write  (batch·seq, hidden)
 //   8  p:          uniform EmbParams
 //
 // struct EmbParams { tokens: u32, seq: u32, hidden: u32, eps: f32, vocab: u32,
@@ -22,11 +23,11 @@
 // Dispatch: one workgroup per token, @workgroup_size(WG) (override, default
 // 64; any power of two from 1 to 256). Grid (min(tokens, 65535),
 // ceil(tokens / 65535), 1); token = wid.x + wid.y · num_workgroups.x.
-// Pass 1 gathers and sums (w + t) + p in that order, stores the sum to out
-// (each invocation owns elements i = lid, lid + WG, ... and only ever reads
-// back its own) and tree-reduces Σ → mean; pass 2 reduces Σ(v − mean)² →
+// Pass 1 gathers and sums v = (w + t) + p in that order (f32) and
+// tree-reduces Σv → mean; pass 2 gathers v again and reduces Σ(v − mean)² →
 // biased var; pass 3 writes (v − mean) · 1/sqrt(var + eps) · γ + β — the same
-// LayerNorm as layernorm.wgsl.
+// LayerNorm as layernorm.wgsl. Re-gathering instead of staging v in out keeps
+// an f16 out from rounding v before the statistics.
 //
 // Sizes that are not tile multiples: any hidden ≥ 1 (strided loops stop at
 // hidden; idle invocations contribute 0). Workgroups whose token ≥ tokens
@@ -48,12 +49,12 @@ struct EmbParams {
 
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
 @group(0) @binding(1) var<storage, read> types: array<u32>;
-@group(0) @binding(2) var<storage, read> word: array<f32>;
-@group(0) @binding(3) var<storage, read> position: array<f32>;
-@group(0) @binding(4) var<storage, read> token_type: array<f32>;
+@group(0) @binding(2) var<storage, read> word: array<ST>;
+@group(0) @binding(3) var<storage, read> position: array<ST>;
+@group(0) @binding(4) var<storage, read> token_type: array<ST>;
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;
 @group(0) @binding(6) var<storage, read> beta: array<f32>;
-@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out: array<ST>;
 @group(0) @binding(8) var<uniform> p: EmbParams;
 
 override WG: u32 = 64u;
@@ -75,6 +76,11 @@ fn wg_sum(lid: u32, v: f32) -> f32 {
     let total = red[0];
     workgroupBarrier();
     return total;
+}
+
+// (word + token_type) + position at column i, in f32 (the CPU twin's order).
+fn gathered(wbase: u32, tbase: u32, pbase: u32, i: u32) -> f32 {
+    return (f32(word[wbase + i]) + f32(token_type[tbase + i])) + f32(position[pbase + i]);
 }
 
 @compute @workgroup_size(WG)
@@ -99,21 +105,20 @@ fn main(
 
     var part = 0.0;
     for (var i = lid; i < hidden; i = i + WG) {
-        let v = (word[wbase + i] + token_type[tbase + i]) + position[pbase + i];
-        out[base + i] = v;
-        part = part + v;
+        part = part + gathered(wbase, tbase, pbase, i);
     }
     let mean = wg_sum(lid, part) / n;
 
     part = 0.0;
     for (var i = lid; i < hidden; i = i + WG) {
-        let d = out[base + i] - mean;
+        let d = gathered(wbase, tbase, pbase, i) - mean;
         part = part + d * d;
     }
     let variance = wg_sum(lid, part) / n;
     let inv = 1.0 / sqrt(variance + p.eps);
 
     for (var i = lid; i < hidden; i = i + WG) {
-        out[base + i] = (out[base + i] - mean) * inv * gamma[i] + beta[i];
+        let v = gathered(wbase, tbase, pbase, i);
+        out[base + i] = ST((v - mean) * inv * gamma[i] + beta[i]);
     }
 }

@@ -1,9 +1,11 @@
 // layernorm.wgsl — row LayerNorm with an optional fused residual:
-// out = LN(x + r) · γ + β, mean and biased variance in two passes, f32.
+// out = LN(x + r) · γ + β, mean and biased variance in two passes, f32
+// arithmetic. x and r are f32 whatever the storage type (the host keeps the
+// residual sums that feed a LayerNorm in f32); out is ST (f32 or f16).
 // Twin of src/kernels/layernorm.rs (normalize_row).
 //
 // Assembled as PREAMBLE + common.wgsl + layernorm.wgsl (the scalar PREAMBLE;
-// nothing from it is used here).
+// only its ST is used here).
 //
 // Bindings (group 0):
 //   0  x:     array<f32> read        (rows, cols)
@@ -11,7 +13,7 @@
 //                                     has_residual == 0 (never read then)
 //   2  gamma: array<f32> read        (cols)
 //   3  beta:  array<f32> read        (cols)
-//   4  out:   array<f32> read_write  (rows, cols); must not alias x or r
+//   4  out:   array<ST>  read_write  (rows, cols); must not alias x or r
 //   5  p:     uniform LnParams
 //
 // struct LnParams { rows: u32, cols: u32, eps: f32, has_residual: u32 }
@@ -20,11 +22,11 @@
 // Dispatch: one workgroup per row, @workgroup_size(WG) (override, default 64;
 // any power of two from 1 to 256). Grid (min(rows, 65535), ceil(rows / 65535), 1);
 // row = wid.x + wid.y · num_workgroups.x.
-// Per row: pass 1 forms v = x (+ r), stores it to out (each invocation owns
-// elements i = lid, lid + WG, ... and only ever reads back its own), and
-// tree-reduces Σv in workgroup memory → mean; pass 2 reduces Σ(v − mean)² →
-// var (biased); inv = 1 / sqrt(var + eps); pass 3 writes
-// (v − mean) · inv · γ + β.
+// Per row: pass 1 forms v = x (+ r) in f32 and tree-reduces Σv in workgroup
+// memory → mean; pass 2 forms v again and reduces Σ(v − mean)² → var
+// (biased); inv = 1 / sqrt(var + eps); pass 3 writes (v − mean) · inv · γ + β.
+// v is recomputed from x and r rather than staged in out, so an f16 out never
+// rounds it before the statistics.
 //
 // Sizes that are not tile multiples: any cols ≥ 1 (the strided loops stop at
 // cols; invocations with lid ≥ cols contribute 0 to the sums). Workgroups
@@ -43,7 +45,7 @@ struct LnParams {
 @group(0) @binding(1) var<storage, read> r: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<ST>;
 @group(0) @binding(5) var<uniform> p: LnParams;
 
 override WG: u32 = 64u;
@@ -67,6 +69,15 @@ fn wg_sum(lid: u32, v: f32) -> f32 {
     return total;
 }
 
+// x + r (or x) at element o, in f32.
+fn input(o: u32) -> f32 {
+    var v = x[o];
+    if (p.has_residual != 0u) {
+        v = v + r[o];
+    }
+    return v;
+}
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -83,24 +94,19 @@ fn main(
 
     var part = 0.0;
     for (var i = lid; i < cols; i = i + WG) {
-        var v = x[base + i];
-        if (p.has_residual != 0u) {
-            v = v + r[base + i];
-        }
-        out[base + i] = v;
-        part = part + v;
+        part = part + input(base + i);
     }
     let mean = wg_sum(lid, part) / n;
 
     part = 0.0;
     for (var i = lid; i < cols; i = i + WG) {
-        let d = out[base + i] - mean;
+        let d = input(base + i) - mean;
         part = part + d * d;
     }
     let variance = wg_sum(lid, part) / n;
     let inv = 1.0 / sqrt(variance + p.eps);
 
     for (var i = lid; i < cols; i = i + WG) {
-        out[base + i] = (out[base + i] - mean) * inv * gamma[i] + beta[i];
+        out[base + i] = ST((input(base + i) - mean) * inv * gamma[i] + beta[i]);
     }
 }

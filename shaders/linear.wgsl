@@ -3,19 +3,25 @@
 // src/kernels/linear.rs; the activation is common.wgsl's apply_act.
 //
 // Assembled as PREAMBLE + common.wgsl + linear.wgsl. The PREAMBLE picks the
-// load width: VT = vec4<f32>, VW = 4 when k % 4 == 0 and x_row_stride % 4 == 0
-// (the host checks), else VT = f32, VW = 1. All indices into x and w below are
-// in VT units; b, r, y are plain f32.
+// storage type ST (f32, or f16 with `enable f16`) of activations and weight
+// matrices, and the load width: VS = vec4<ST> / VT = vec4<f32>, VW = 4 when
+// k % 4 == 0 and x_row_stride % 4 == 0 (the host checks), else VS = ST,
+// VT = f32, VW = 1. Loads convert to f32 (VT(..)); all arithmetic and
+// accumulation is f32; the store converts to YT, the output type: ST, except
+// for the residual sums that feed a LayerNorm, which the host keeps f32 (f16
+// would round BERT's outlier features, ~200 in MiniLM, by up to 0.06).
+// Indices into x and w below are in VS units; the bias b is always f32.
 //
 // Bindings (group 0):
-//   0  x: array<VT>  read        rows m; row i starts at f32 element
-//                                 i·x_row_stride (VT index i·x_row_stride/VW),
+//   0  x: array<VS>  read        rows m; row i starts at element
+//                                 i·x_row_stride (VS index i·x_row_stride/VW),
 //                                 k values per row
-//   1  w: array<VT>  read        (n, k) row-major, HF's (out_features, in_features)
+//   1  w: array<VS>  read        (n, k) row-major, HF's (out_features, in_features)
 //   2  b: array<f32> read        (n) bias
-//   3  r: array<f32> read        (m, n) residual, added after the activation;
+//   3  r: array<ST>  read        (m, n) residual, added after the activation;
 //                                 a 16-byte dummy when has_residual == 0 (never read then)
-//   4  y: array<f32> read_write  (m, n) output
+//   4  y: array<YT>  read_write  (m, n) output; YT = ST, or f32 for a
+//                                 sum that feeds a LayerNorm (see below)
 //   5  p: uniform LinearParams
 //
 // struct LinearParams { m, n, k, x_row_stride, act, has_residual, _pad0, _pad1 }
@@ -47,11 +53,11 @@ struct LinearParams {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<VT>;
-@group(0) @binding(1) var<storage, read> w: array<VT>;
+@group(0) @binding(0) var<storage, read> x: array<VS>;
+@group(0) @binding(1) var<storage, read> w: array<VS>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> r: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> r: array<ST>;
+@group(0) @binding(4) var<storage, read_write> y: array<YT>;
 @group(0) @binding(5) var<uniform> p: LinearParams;
 
 override WG_X: u32 = 8u;
@@ -63,9 +69,9 @@ fn store_out(row: u32, col: u32, acc: f32) {
         let o = row * p.n + col;
         var v = apply_act(p.act, acc + b[col]);
         if (p.has_residual != 0u) {
-            v = v + r[o];
+            v = v + f32(r[o]);
         }
-        y[o] = v;
+        y[o] = YT(v);
     }
 }
 
@@ -84,8 +90,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (row0 >= p.m || col0 >= p.n) {
         return;
     }
-    let kv = p.k / VW;              // VT elements per row of x and w
-    let xs = p.x_row_stride / VW;   // VT elements between rows of x
+    let kv = p.k / VW;              // VS elements per row of x and w
+    let xs = p.x_row_stride / VW;   // VS elements between rows of x
     let rl = p.m - 1u;
     let cl = p.n - 1u;
     // Clamped row starts: out-of-range rows/cols re-read the last valid one.
@@ -104,14 +110,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var kk = 0u; kk < kv; kk = kk + 1u) {
-        let a0 = x[x0 + kk];
-        let a1 = x[x1 + kk];
-        let a2 = x[x2 + kk];
-        let a3 = x[x3 + kk];
-        let b0 = w[w0 + kk];
-        let b1 = w[w1 + kk];
-        let b2 = w[w2 + kk];
-        let b3 = w[w3 + kk];
+        let a0 = VT(x[x0 + kk]);
+        let a1 = VT(x[x1 + kk]);
+        let a2 = VT(x[x2 + kk]);
+        let a3 = VT(x[x3 + kk]);
+        let b0 = VT(w[w0 + kk]);
+        let b1 = VT(w[w1 + kk]);
+        let b2 = VT(w[w2 + kk]);
+        let b3 = VT(w[w3 + kk]);
         acc0 = acc0 + vec4<f32>(vdot(a0, b0), vdot(a0, b1), vdot(a0, b2), vdot(a0, b3));
         acc1 = acc1 + vec4<f32>(vdot(a1, b0), vdot(a1, b1), vdot(a1, b2), vdot(a1, b3));
         acc2 = acc2 + vec4<f32>(vdot(a2, b0), vdot(a2, b1), vdot(a2, b2), vdot(a2, b3));

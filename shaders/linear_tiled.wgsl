@@ -3,7 +3,8 @@
 // GPUs, where staging tiles in workgroup memory pays for its barriers (on
 // llvmpipe it does not: the host uses linear.wgsl there).
 //
-// Assembled as PREAMBLE(vec4) + common.wgsl + linear_tiled.wgsl. Each
+// Assembled as PREAMBLE(vec4) + common.wgsl + linear_tiled.wgsl (ST = f32 or
+// f16 storage, as linear.wgsl; tiles and accumulators are f32). Each
 // invocation computes 8 × 8 outputs, a 16 × 16 workgroup a 128 × 128 tile.
 // Accumulators are 16 named vec4s, not an array: drivers keep private arrays
 // indexed in loops in local memory, which made an array version 10× slower
@@ -11,11 +12,11 @@
 // only when k % 4 == 0 and x_row_stride % 4 == 0.
 //
 // Bindings (group 0), as linear.wgsl:
-//   0  x: array<VT>  read        rows m, row i at f32 element i·x_row_stride, k values
-//   1  w: array<VT>  read        (n, k) row-major, HF's (out_features, in_features)
+//   0  x: array<VS>  read        rows m, row i at element i·x_row_stride, k values
+//   1  w: array<VS>  read        (n, k) row-major, HF's (out_features, in_features)
 //   2  b: array<f32> read        (n)
-//   3  r: array<f32> read        (m, n) residual, dummy when has_residual == 0
-//   4  y: array<f32> read_write  (m, n)
+//   3  r: array<ST>  read        (m, n) residual, dummy when has_residual == 0
+//   4  y: array<YT>  read_write  (m, n); YT = ST or f32, as linear.wgsl
 //   5  p: uniform LinearParams   { m, n, k, x_row_stride, act, has_residual, _pad0, _pad1 }
 //
 // Dispatch: @workgroup_size(16, 16); grid (ceil(n / 128), ceil(m / 128), 1).
@@ -41,11 +42,11 @@ struct LinearParams {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<VT>;
-@group(0) @binding(1) var<storage, read> w: array<VT>;
+@group(0) @binding(0) var<storage, read> x: array<VS>;
+@group(0) @binding(1) var<storage, read> w: array<VS>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> r: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> r: array<ST>;
+@group(0) @binding(4) var<storage, read_write> y: array<YT>;
 @group(0) @binding(5) var<uniform> p: LinearParams;
 
 const BK: u32 = 16u;
@@ -66,7 +67,7 @@ fn load_x(m0: u32, k0: u32, tid: u32) {
         let gk = k0 + kq * 4u;
         var v = vec4<f32>(0.0);
         if (gm < p.m && gk < p.k) {
-            v = x[(gm * p.x_row_stride + gk) >> 2u];
+            v = vec4<f32>(x[(gm * p.x_row_stride + gk) >> 2u]);
         }
         let base = kq * 4u * BM + row;
         xs[base] = v.x;
@@ -84,7 +85,7 @@ fn load_w(n0: u32, k0: u32, tid: u32) {
         let gk = k0 + kq * 4u;
         var v = vec4<f32>(0.0);
         if (gn < p.n && gk < p.k) {
-            v = w[(gn * p.k + gk) >> 2u];
+            v = vec4<f32>(w[(gn * p.k + gk) >> 2u]);
         }
         let base = kq * 4u * BN + col;
         ws[base] = v.x;
@@ -105,9 +106,9 @@ fn store(row: u32, col0: u32, v: vec4<f32>) {
             let o = row * p.n + col;
             var out = apply_act(p.act, v[j] + b[col]);
             if (p.has_residual != 0u) {
-                out = out + r[o];
+                out = out + f32(r[o]);
             }
-            y[o] = out;
+            y[o] = YT(out);
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::config::{Activation, BertConfig};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Head};
 use crate::inputs::Encoding;
-use crate::model::{Device, Model};
+use crate::model::{DType, Device, Model};
 use crate::weights::Weights;
 
 /// Known model shapes for `--config`.
@@ -51,8 +51,8 @@ impl Rng {
 }
 
 /// A randomly initialised `BertModel` of shape `cfg` (weights ~ U(-0.05, 0.05),
-/// LayerNorm weights near 1).
-pub fn random_model(cfg: &BertConfig, device: Device) -> Result<Model> {
+/// LayerNorm weights near 1), stored as `dtype` on the GPU.
+pub fn random_model(cfg: &BertConfig, device: Device, dtype: DType) -> Result<Model> {
     let graph = Graph::bert(cfg, Head::Base, true);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut tensors = HashMap::new();
@@ -72,7 +72,7 @@ pub fn random_model(cfg: &BertConfig, device: Device) -> Result<Model> {
         tensors.insert(p.name.clone(), Tensor::new(p.shape.clone(), data)?);
     }
     let weights = Weights::from_tensors(tensors, cfg.layer_norm_eps);
-    Model::from_parts(cfg.clone(), graph, weights, None, device)
+    Model::from_parts(cfg.clone(), graph, weights, None, device, dtype)
 }
 
 /// FLOPs of one encoder forward: per layer 2·s·(4d² + 2·d·d_ff) + 4·s²·d,
@@ -114,6 +114,20 @@ pub struct BenchResult {
     pub readbacks_per_forward: Option<f64>,
     /// Model load (and weight upload) time, s.
     pub load_s: f64,
+    /// Storage type of weights and activations (`f32`, `f16`).
+    pub dtype: String,
+    /// Bytes of weights uploaded to the GPU (GPU only).
+    pub weight_bytes: Option<u64>,
+    /// Weight upload rate, GB/s: conversion to the storage type and the
+    /// copy into GPU buffers, not reading the checkpoint (GPU only).
+    pub upload_gb_per_s: Option<f64>,
+    /// GPU buffers held after the timed forwards: weights plus this shape's
+    /// activations (GPU only; what this executor allocated, not the driver's
+    /// own overhead).
+    pub gpu_buffer_bytes: Option<u64>,
+    /// Largest |hidden state − the f32 GPU executor's| on the bench input,
+    /// when `dtype` is not f32 (filled by [`compare_dtypes`]).
+    pub max_abs_diff_vs_f32: Option<f64>,
 }
 
 /// A (batch, seq) input of random in-vocabulary ids, all attended.
@@ -122,6 +136,30 @@ pub fn random_encoding(cfg: &BertConfig, batch: usize, seq: usize) -> Encoding {
     let span = cfg.vocab_size.saturating_sub(1) as f32;
     let ids: Vec<u32> = (0..batch * seq)
         .map(|_| ((rng.next_f32() + 1.0) * 0.5 * span) as u32)
+        .collect();
+    Encoding {
+        attention_mask: vec![1; ids.len()],
+        token_type_ids: vec![0; ids.len()],
+        input_ids: ids,
+        batch,
+        choices: None,
+        seq,
+    }
+}
+
+/// The bench input: (batch, seq) ids starting with [CLS] (101), the rest
+/// random ids from 1000 up, all attended.
+fn bench_encoding(cfg: &BertConfig, batch: usize, seq: usize) -> Encoding {
+    let mut rng = Rng(42);
+    let ids: Vec<u32> = (0..batch * seq)
+        .map(|i| {
+            if i % seq == 0 {
+                101
+            } else {
+                1000 + ((rng.next_f32() + 1.0) * 0.5 * (cfg.vocab_size.saturating_sub(1001)) as f32)
+                    as u32
+            }
+        })
         .collect();
     Encoding {
         attention_mask: vec![1; ids.len()],
@@ -149,25 +187,7 @@ pub fn run(
             cfg.max_position_embeddings
         )));
     }
-    let mut rng = Rng(42);
-    let ids: Vec<u32> = (0..batch * seq)
-        .map(|i| {
-            if i % seq == 0 {
-                101
-            } else {
-                1000 + ((rng.next_f32() + 1.0) * 0.5 * (cfg.vocab_size.saturating_sub(1001)) as f32)
-                    as u32
-            }
-        })
-        .collect();
-    let enc = Encoding {
-        attention_mask: vec![1; ids.len()],
-        token_type_ids: vec![0; ids.len()],
-        input_ids: ids,
-        batch,
-        choices: None,
-        seq,
-    };
+    let enc = bench_encoding(cfg, batch, seq);
     for _ in 0..warmup {
         model.forward(&enc)?;
     }
@@ -198,7 +218,34 @@ pub fn run(
         submits_per_forward: per(|s| s.submits),
         readbacks_per_forward: per(|s| s.readbacks),
         load_s,
+        dtype: model.dtype().to_string(),
+        weight_bytes: model.gpu().map(|g| g.load_stats().bytes),
+        upload_gb_per_s: model.gpu().map(|g| {
+            let l = g.load_stats();
+            l.bytes as f64 / l.seconds.max(1e-9) / 1e9
+        }),
+        gpu_buffer_bytes: model.gpu().map(|g| g.allocated_bytes()),
+        max_abs_diff_vs_f32: None,
     })
+}
+
+/// Largest |a − b| over the `last_hidden_state` of two models (the same
+/// weights in different storage types) on the bench's (batch, seq) input.
+pub fn compare_dtypes(a: &Model, b: &Model, batch: usize, seq: usize) -> Result<f64> {
+    let enc = bench_encoding(a.config(), batch, seq);
+    let ha = a.forward(&enc)?.last_hidden_state;
+    let hb = b.forward(&enc)?.last_hidden_state;
+    match (ha, hb) {
+        (Some(x), Some(y)) if x.shape == y.shape => Ok(x
+            .data
+            .iter()
+            .zip(&y.data)
+            .map(|(p, q)| (p - q).abs() as f64)
+            .fold(0.0, f64::max)),
+        _ => Err(Error::input(
+            "compare_dtypes: the models did not both return hidden states of one shape",
+        )),
+    }
 }
 
 /// One row of `bench --gemm`.
@@ -219,11 +266,12 @@ pub struct GemmResult {
 }
 
 /// The GEMM kernel alone over BERT's four projection shapes for `tokens`
-/// rows: the roofline reference on that device.
+/// rows, with `dtype` storage: the roofline reference on that device.
 pub fn gemm_table(
     cfg: &BertConfig,
     tokens: usize,
     device: Device,
+    dtype: DType,
     reps: u32,
 ) -> Result<Vec<GemmResult>> {
     use crate::graph::Act;
@@ -236,13 +284,19 @@ pub fn gemm_table(
         ("output", tokens, d, f),
     ];
     let harness = match device {
+        Device::Cpu if dtype == DType::F16 => {
+            return Err(Error::Unsupported(
+                "f16 GEMM on the CPU executor (use --device gpu)".into(),
+            ))
+        }
         Device::Cpu => None,
-        Device::Gpu => Some(crate::gpu::KernelHarness::new(
+        Device::Gpu => Some(crate::gpu::KernelHarness::with_dtype(
             crate::gpu::GpuContext::new(true)?,
+            dtype,
         )?),
         Device::Auto => crate::gpu::GpuContext::new(false)
             .ok()
-            .map(crate::gpu::KernelHarness::new)
+            .map(|ctx| crate::gpu::KernelHarness::with_dtype(ctx, dtype))
             .transpose()?,
     };
     let mut rng = Rng(7);
@@ -296,8 +350,8 @@ pub fn selfcheck(
     batch: usize,
     seq: usize,
 ) -> Result<(f32, f32)> {
-    let cpu = random_model(cfg, Device::Cpu)?;
-    let gpu = random_model(cfg, gpu_device)?;
+    let cpu = random_model(cfg, Device::Cpu, DType::F32)?;
+    let gpu = random_model(cfg, gpu_device, DType::F32)?;
     let mut enc = random_encoding(cfg, batch, seq);
     // Pad the last sequence to half length so masking is exercised too.
     if batch > 1 {

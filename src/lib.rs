@@ -53,4 +53,4 @@ pub use error::{Error, Result};
 pub use graph::Head;
 pub use heads::Labels;
 pub use inputs::Encoding;
-pub use model::{Device, LoadOptions, Model, Outputs};
+pub use model::{DType, Device, LoadOptions, Model, Outputs};

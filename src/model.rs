@@ -40,11 +40,63 @@ impl std::str::FromStr for Device {
     }
 }
 
+/// Number format of weights and activations on the GPU executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DType {
+    /// f32 everywhere (HF's default; the CPU executor always runs this).
+    #[default]
+    F32,
+    /// f16 weight matrices, embedding tables and activations in GPU memory;
+    /// GEMM accumulation, softmax and LayerNorm statistics in f32; biases and
+    /// LayerNorm γ/β kept f32. Needs an adapter with `SHADER_F16`.
+    F16,
+}
+
+impl DType {
+    /// Bytes per stored element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
+
+    /// `"f32"` or `"f16"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            other => Err(Error::input(format!(
+                "unknown dtype `{other}` (expected f32 or f16)"
+            ))),
+        }
+    }
+}
+
 /// Options for [`Model::load`].
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Where to run.
     pub device: Device,
+    /// Storage format on the GPU executor ([`DType::F16`] is an error on the
+    /// CPU executor, and falls back to f32 there under [`Device::Auto`]).
+    pub dtype: DType,
     /// The head; by default taken from config.json's `architectures`.
     pub head: Option<Head>,
     /// Hub revision (branch, tag or commit).
@@ -118,7 +170,7 @@ impl Model {
         let has_pooler = ckpt.contains("pooler.dense.weight") || head.needs_pooler();
         let graph = Graph::bert(&config, head, has_pooler);
         let weights = Weights::load(&graph, &ckpt, config.layer_norm_eps)?;
-        Self::from_parts(config, graph, weights, tokenizer, opts.device)
+        Self::from_parts(config, graph, weights, tokenizer, opts.device, opts.dtype)
     }
 
     /// Assembles a model from an already built graph and weights.
@@ -128,6 +180,7 @@ impl Model {
         weights: Weights,
         tokenizer: Option<BertTokenizer>,
         device: Device,
+        dtype: DType,
     ) -> Result<Self> {
         let head = graph.head;
         let has_pooler = graph.output(outputs::POOLER_OUTPUT).is_some();
@@ -146,21 +199,38 @@ impl Model {
                 });
             }
         }
+        let cpu = |graph, weights| -> Result<Executor> {
+            Ok(Executor::Cpu(Box::new(CpuExecutor::new(graph, weights)?)))
+        };
         let executor = match device {
-            Device::Cpu => Executor::Cpu(Box::new(CpuExecutor::new(graph, weights)?)),
+            Device::Cpu if dtype == DType::F16 => {
+                return Err(Error::Unsupported(
+                    "--dtype f16 on the CPU executor (f16 runs on the GPU; use --device gpu)"
+                        .into(),
+                ))
+            }
+            Device::Cpu => cpu(graph, weights)?,
             Device::Gpu => {
                 let ctx = GpuContext::new(true)?;
-                Executor::Gpu(Box::new(GpuExecutor::new(ctx, &config, graph, &weights)?))
+                Executor::Gpu(Box::new(GpuExecutor::new(
+                    ctx, &config, graph, &weights, dtype,
+                )?))
             }
-            Device::Auto => match GpuContext::new(false) {
-                Ok(ctx) => {
-                    Executor::Gpu(Box::new(GpuExecutor::new(ctx, &config, graph, &weights)?))
+            Device::Auto => {
+                match GpuContext::new(false) {
+                    Ok(ctx) => Executor::Gpu(Box::new(GpuExecutor::new(
+                        ctx, &config, graph, &weights, dtype,
+                    )?)),
+                    Err(e) => {
+                        if dtype == DType::F16 {
+                            log::warn!("no hardware GPU ({e}); running f32 on the CPU executor instead of f16");
+                        } else {
+                            log::info!("no hardware GPU ({e}); using the CPU executor");
+                        }
+                        cpu(graph, weights)?
+                    }
                 }
-                Err(e) => {
-                    log::info!("no hardware GPU ({e}); using the CPU executor");
-                    Executor::Cpu(Box::new(CpuExecutor::new(graph, weights)?))
-                }
-            },
+            }
         };
         Ok(Model {
             config,
@@ -196,6 +266,15 @@ impl Model {
         match &self.executor {
             Executor::Cpu(_) => "cpu".into(),
             Executor::Gpu(g) => g.adapter_name(),
+        }
+    }
+
+    /// Storage type of weights and activations: the GPU executor's, f32 on
+    /// the CPU.
+    pub fn dtype(&self) -> DType {
+        match &self.executor {
+            Executor::Gpu(g) => g.dtype(),
+            Executor::Cpu(_) => DType::F32,
         }
     }
 

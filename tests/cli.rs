@@ -409,6 +409,16 @@ fn bad_arguments_and_models_are_one_line_errors() {
             vec!["tpu"],
         ),
         (
+            "dtype_unknown",
+            vec!["infer", "--device", "cpu", "--dtype", "f64", "--model", BASE],
+            vec!["f64", "f32 or f16"],
+        ),
+        (
+            "dtype_f16_on_cpu",
+            vec!["infer", "--device", "cpu", "--dtype", "f16", "--model", BASE],
+            vec!["f16", "CPU", "--device gpu"],
+        ),
+        (
             "model_nonexistent",
             vec!["infer", "--device", "cpu", "--model", "/nonexistent"],
             vec!["/nonexistent"],

@@ -54,6 +54,33 @@ fn gpu_matches_hf_and_cpu_on_every_tiny_fixture() {
     }
 }
 
+/// f16 storage (weights, embedding tables, activations; f32 accumulation)
+/// against HF's f32 goldens with a looser tolerance: every output and loss
+/// within 1e-2 + 1e-2·|want|.
+#[test]
+fn gpu_f16_matches_hf_on_every_tiny_fixture() {
+    let mut worst = 0.0f32;
+    for name in TINY_MODELS {
+        let dir = tiny_dir(name);
+        let Some(gpu) = gpu_model_dtype(&dir, bert_wgpu::DType::F16) else {
+            return;
+        };
+        assert_eq!(gpu.dtype(), bert_wgpu::DType::F16);
+        let cases = read_json(&dir.join("cases.json"));
+        for case in cases["cases"].as_array().unwrap() {
+            let tag = format!("{name}/{}", case["name"].as_str().unwrap());
+            let req = case_request(&gpu, case, true);
+            let g = gpu
+                .forward_select(&req.encoding, req.labels.as_ref(), true)
+                .unwrap_or_else(|e| panic!("gpu f16 {tag}: {e}"));
+            let err = check_outputs(&format!("gpu f16 {tag}"), &g, &case["outputs"], 1e-2, 1e-2);
+            println!("gpu f16 {tag}: max abs error vs HF {err:.2e}");
+            worst = worst.max(err);
+        }
+    }
+    println!("gpu f16: max abs error vs HF over all fixtures {worst:.2e}");
+}
+
 #[test]
 fn gpu_forward_is_one_submit_one_readback_and_deterministic() {
     let dir = tiny_dir("base-gelu");

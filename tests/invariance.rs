@@ -184,7 +184,7 @@ fn gpu_tensor_over_the_binding_limit_is_an_error_naming_it() {
             "intermediate_size": 37, "max_position_embeddings": 16}}"#
     ))
     .unwrap();
-    match bert_wgpu::bench::random_model(&cfg, Device::Gpu) {
+    match bert_wgpu::bench::random_model(&cfg, Device::Gpu, bert_wgpu::DType::F32) {
         Err(Error::DeviceLimit {
             name, limit_name, ..
         }) => {

@@ -1,30 +1,30 @@
-//! CPU-only check of the WGSL sources: every kernel, assembled exactly as the
-//! host does (`PREAMBLE + common.wgsl + <kernel>.wgsl`) for each preamble it
-//! is used with, must parse and validate with naga (the shader compiler wgpu
-//! uses). Needs no GPU and does not depend on the library's internals.
+//! CPU-only check of the WGSL sources: every kernel, assembled by the host's
+//! own `assemble_shader` (`PREAMBLE + common.wgsl + <kernel>.wgsl`) for each
+//! load width it is used with and both storage types (f32, f16), must parse
+//! and validate with naga (the shader compiler wgpu uses). Needs no GPU.
 
+use bert_wgpu::gpu::{assemble_shader, assemble_shader_with_output, Preamble};
+use bert_wgpu::DType;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
-/// Preamble for vec4-wide loads (reduction length and strides multiple of 4).
-const PREAMBLE_VEC4: &str =
-    "alias VT = vec4<f32>;\nconst VW: u32 = 4u;\nfn vdot(a: VT, b: VT) -> f32 { return dot(a, b); }\n";
-/// Preamble for scalar loads (any sizes).
-const PREAMBLE_SCALAR: &str =
-    "alias VT = f32;\nconst VW: u32 = 1u;\nfn vdot(a: VT, b: VT) -> f32 { return a * b; }\n";
+/// Every preamble variant the host generates: (label, load width, storage type).
+fn preambles() -> Vec<(String, Preamble, DType)> {
+    let mut v = Vec::new();
+    for dtype in [DType::F32, DType::F16] {
+        for (w, p) in [("vec4", Preamble::Vec4), ("scalar", Preamble::Scalar)] {
+            v.push((format!("{w} {dtype}"), p, dtype));
+        }
+    }
+    v
+}
 
-/// (kernel file, preambles it is assembled with).
-const KERNELS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "linear.wgsl",
-        &[("vec4", PREAMBLE_VEC4), ("scalar", PREAMBLE_SCALAR)],
-    ),
-    ("linear_tiled.wgsl", &[("vec4", PREAMBLE_VEC4)]),
-    (
-        "attention.wgsl",
-        &[("vec4", PREAMBLE_VEC4), ("scalar", PREAMBLE_SCALAR)],
-    ),
-    ("layernorm.wgsl", &[("scalar", PREAMBLE_SCALAR)]),
-    ("embeddings.wgsl", &[("scalar", PREAMBLE_SCALAR)]),
+/// (kernel file, load widths it is assembled with; each with f32 and f16).
+const KERNELS: &[(&str, &[Preamble])] = &[
+    ("linear.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
+    ("linear_tiled.wgsl", &[Preamble::Vec4]),
+    ("attention.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
+    ("layernorm.wgsl", &[Preamble::Scalar]),
+    ("embeddings.wgsl", &[Preamble::Scalar]),
 ];
 
 fn read_shader(name: &str) -> String {
@@ -67,13 +67,15 @@ fn every_shader_has_a_binding_header() {
 
 #[test]
 fn every_kernel_parses_and_validates() {
-    let common = read_shader("common.wgsl");
     let mut failures = Vec::new();
-    for (name, preambles) in KERNELS {
+    for (name, widths) in KERNELS {
         let kernel = read_shader(name);
-        for (variant, preamble) in *preambles {
+        for (variant, preamble, dtype) in preambles() {
+            if !widths.contains(&preamble) {
+                continue;
+            }
             let label = format!("{name} ({variant} preamble)");
-            let source = format!("{preamble}{common}{kernel}");
+            let source = assemble_shader(preamble, dtype, &kernel);
             match check(&label, &source) {
                 Ok(module) => {
                     let has_main = module
@@ -88,6 +90,15 @@ fn every_kernel_parses_and_validates() {
             }
         }
     }
+    // f16 storage with an f32 output (the pre-LayerNorm sums).
+    for name in ["linear.wgsl", "linear_tiled.wgsl"] {
+        let kernel = read_shader(name);
+        let label = format!("{name} (vec4 f16 preamble, f32 output)");
+        let source = assemble_shader_with_output(Preamble::Vec4, DType::F16, DType::F32, &kernel);
+        if let Err(msg) = check(&label, &source) {
+            failures.push(msg);
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -95,8 +106,8 @@ fn every_kernel_parses_and_validates() {
 #[test]
 fn common_validates_with_each_preamble() {
     let common = read_shader("common.wgsl");
-    for (variant, preamble) in [("vec4", PREAMBLE_VEC4), ("scalar", PREAMBLE_SCALAR)] {
-        let source = format!("{preamble}{common}");
+    for (variant, preamble, dtype) in preambles() {
+        let source = format!("{}{common}", preamble.text(dtype));
         if let Err(msg) = check(&format!("common.wgsl ({variant} preamble)"), &source) {
             panic!("{msg}");
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bert_wgpu::embed::{self, Pooling};
-use bert_wgpu::{Device, Error, Head, LoadOptions, Model};
+use bert_wgpu::{DType, Device, Error, Head, LoadOptions, Model};
 use clap::{Args, Parser, Subcommand};
 
 /// BERT inference on WebGPU, equal to Hugging Face transformers.
@@ -32,6 +32,10 @@ struct ModelArgs {
     /// cpu, gpu or auto (a hardware GPU when present, else the CPU).
     #[arg(long, default_value = "auto")]
     device: String,
+    /// f32, or f16 (GPU only: f16 weights and activations, f32 accumulation;
+    /// needs an adapter with SHADER_F16).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
 }
 
 #[derive(Subcommand)]
@@ -231,6 +235,7 @@ fn load(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<Model> {
     let device: Device = args.device.parse()?;
     let opts = LoadOptions {
         device,
+        dtype: args.dtype.parse()?,
         head,
         revision: args.revision.clone(),
     };
@@ -351,7 +356,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     None => load(&model, Some(Head::Base))?.config().clone(),
                 };
                 let device: Device = model.device.parse()?;
-                let rows = bert_wgpu::bench::gemm_table(&cfg, batch * seq, device, iters as u32)?;
+                let dtype: DType = model.dtype.parse()?;
+                let rows =
+                    bert_wgpu::bench::gemm_table(&cfg, batch * seq, device, dtype, iters as u32)?;
                 for r in rows {
                     if json {
                         println!("{}", serde_json::to_string(&r)?);
@@ -364,20 +371,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let t = std::time::Instant::now();
-            let m = match &config {
-                Some(name) => {
-                    let cfg = bert_wgpu::bench::preset(name)?;
-                    bert_wgpu::bench::random_model(&cfg, model.device.parse()?)?
-                }
-                None => load(&model, Some(Head::Base))?,
+            let dtype: DType = model.dtype.parse()?;
+            let build = |dtype: DType| -> anyhow::Result<Model> {
+                Ok(match &config {
+                    Some(name) => {
+                        let cfg = bert_wgpu::bench::preset(name)?;
+                        bert_wgpu::bench::random_model(&cfg, model.device.parse()?, dtype)?
+                    }
+                    None => load(
+                        &ModelArgs {
+                            dtype: dtype.to_string(),
+                            ..model.clone()
+                        },
+                        Some(Head::Base),
+                    )?,
+                })
             };
+            let t = std::time::Instant::now();
+            let m = build(dtype)?;
             let load_s = t.elapsed().as_secs_f64();
-            let r = bert_wgpu::bench::run(&m, load_s, batch, seq, warmup, iters)?;
+            let mut r = bert_wgpu::bench::run(&m, load_s, batch, seq, warmup, iters)?;
+            if m.dtype() != DType::F32 {
+                let reference = build(DType::F32)?;
+                r.max_abs_diff_vs_f32 = Some(bert_wgpu::bench::compare_dtypes(
+                    &m, &reference, batch, seq,
+                )?);
+            }
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("device      {}", r.device);
+                println!("device      {} ({})", r.device, r.dtype);
                 println!(
                     "shape       batch {} × seq {} ({} timed forwards, load {:.2} s)",
                     r.batch, r.seq, r.iters, r.load_s
@@ -392,6 +415,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 if let (Some(s), Some(rb)) = (r.submits_per_forward, r.readbacks_per_forward) {
                     println!("per forward {s} submits, {rb} readbacks");
+                }
+                if let (Some(b), Some(gbs), Some(held)) =
+                    (r.weight_bytes, r.upload_gb_per_s, r.gpu_buffer_bytes)
+                {
+                    println!(
+                        "gpu memory  weights {:.1} MB uploaded at {gbs:.2} GB/s; {:.1} MB of buffers held",
+                        b as f64 / 1e6,
+                        held as f64 / 1e6
+                    );
+                }
+                if let Some(d) = r.max_abs_diff_vs_f32 {
+                    println!("vs f32      max |hidden state difference| {d:.3e}");
                 }
             }
             if profile {

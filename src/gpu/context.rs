@@ -8,14 +8,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Little-endian f32s from raw bytes (no alignment assumed).
-pub fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 /// How long a forward may keep the GPU busy before we give up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 

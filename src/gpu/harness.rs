@@ -8,15 +8,16 @@
 //! back through a `MAP_READ` staging buffer. Argument shapes are validated on
 //! the CPU ([`Error::Input`]); every wgpu error becomes an [`Error`].
 
-use super::context::f32s_from_le;
+use super::convert::{decode, encode, stored_bytes};
 use super::pipelines::{choose_gemm, GemmKernel, Kernel, Pipelines, Preamble};
-use super::runner::{
+use super::plan::{
     attention_grid, linear_dispatch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
 };
 use super::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::embeddings::EmbeddingTables;
 use crate::kernels::linear::LinearShape;
+use crate::model::DType;
 
 /// Largest attention head size `attention.wgsl` supports (its `MAX_D`).
 pub const MAX_HEAD_DIM: usize = 128;
@@ -24,7 +25,7 @@ pub const MAX_HEAD_DIM: usize = 128;
 /// One storage input of a dispatch: a label and its bytes.
 struct Input<'a> {
     label: &'a str,
-    bytes: &'a [u8],
+    bytes: Vec<u8>,
 }
 
 /// Compiled kernels on a device, run one dispatch at a time.
@@ -32,6 +33,7 @@ pub struct KernelHarness {
     ctx: GpuContext,
     pipes: Pipelines,
     gemm: Option<GemmKernel>,
+    linear_out: Option<DType>,
 }
 
 /// `a · b · ...` or an input error naming `what` when it overflows.
@@ -58,13 +60,22 @@ fn expect_len(what: &str, len: usize, want: usize) -> Result<()> {
 }
 
 impl KernelHarness {
-    /// Compiles every kernel on `ctx`.
+    /// Compiles every kernel on `ctx`, f32 storage.
     pub fn new(ctx: GpuContext) -> Result<Self> {
-        let pipes = Pipelines::new(&ctx)?;
+        Self::with_dtype(ctx, DType::F32)
+    }
+
+    /// Compiles every kernel on `ctx` for storage type `dtype`: activations
+    /// and weight matrices are converted to it on upload and back to f32 on
+    /// readback (biases, γ, β, the mask and ids stay as they are), exactly as
+    /// the runner stores them.
+    pub fn with_dtype(ctx: GpuContext, dtype: DType) -> Result<Self> {
+        let pipes = Pipelines::new(&ctx, dtype)?;
         Ok(KernelHarness {
             ctx,
             pipes,
             gemm: None,
+            linear_out: None,
         })
     }
 
@@ -73,11 +84,30 @@ impl KernelHarness {
         &self.ctx
     }
 
+    /// Storage type of activations and weight matrices.
+    pub fn dtype(&self) -> DType {
+        self.pipes.dtype
+    }
+
+    /// An input stored in the kernels' storage type.
+    fn stored<'a>(&self, label: &'a str, data: &[f32]) -> Result<Input<'a>> {
+        Ok(Input {
+            label,
+            bytes: encode(self.pipes.dtype, label, data)?,
+        })
+    }
+
     /// Runs every later `linear` call with `kernel` instead of the one the
     /// runner would choose (the tiled kernel still needs k and the row
     /// stride to be multiples of 4; otherwise the register kernel runs).
     pub fn force_gemm(&mut self, kernel: Option<GemmKernel>) {
         self.gemm = kernel;
+    }
+
+    /// Runs every later `linear` call with output type `out` (f32 is what the
+    /// runner uses for sums that feed a LayerNorm); None: the storage type.
+    pub fn linear_output(&mut self, out: Option<DType>) {
+        self.linear_out = out;
     }
 
     /// `linear.wgsl`: `y = act(x · wᵀ + b) + residual`, (m, n), with the
@@ -168,31 +198,24 @@ impl KernelHarness {
         let choice = self
             .gemm
             .unwrap_or_else(|| choose_gemm(self.ctx.info.device_type, m, n, k, x_row_stride));
-        let (kernel, grid) = linear_dispatch(&self.pipes, choice, m, n, k, x_row_stride);
+        let out = self.linear_out.unwrap_or(self.pipes.dtype);
+        let (kind, grid) = linear_dispatch(choice, out, m, n, k, x_row_stride);
+        let kernel = self.pipes.get(kind);
         let dummy = [0.0f32; 4];
         let r = residual.unwrap_or(&dummy);
         self.dispatch(
             "linear",
             kernel,
             &[
-                Input {
-                    label: "x",
-                    bytes: bytemuck::cast_slice(x),
-                },
-                Input {
-                    label: "w",
-                    bytes: bytemuck::cast_slice(w),
-                },
+                self.stored("x", x)?,
+                self.stored("w", w)?,
                 Input {
                     label: "b",
-                    bytes: bytemuck::cast_slice(b),
+                    bytes: encode(DType::F32, "b", b)?,
                 },
-                Input {
-                    label: "residual",
-                    bytes: bytemuck::cast_slice(r),
-                },
+                self.stored("residual", r)?,
             ],
-            out_len,
+            (out_len, out),
             bytemuck::bytes_of(&p),
             grid,
             reps,
@@ -251,16 +274,13 @@ impl KernelHarness {
             "attention",
             kernel,
             &[
-                Input {
-                    label: "qkv",
-                    bytes: bytemuck::cast_slice(qkv),
-                },
+                self.stored("qkv", qkv)?,
                 Input {
                     label: "mask",
-                    bytes: bytemuck::cast_slice(mask_add),
+                    bytes: encode(DType::F32, "mask", mask_add)?,
                 },
             ],
-            out_len,
+            (out_len, self.pipes.dtype),
             bytemuck::bytes_of(&p),
             attention_grid(batch, seq, heads),
             1,
@@ -310,22 +330,22 @@ impl KernelHarness {
             &[
                 Input {
                     label: "x",
-                    bytes: bytemuck::cast_slice(x),
+                    bytes: encode(DType::F32, "x", x)?,
                 },
                 Input {
                     label: "residual",
-                    bytes: bytemuck::cast_slice(r),
+                    bytes: encode(DType::F32, "residual", r)?,
                 },
                 Input {
                     label: "gamma",
-                    bytes: bytemuck::cast_slice(gamma),
+                    bytes: encode(DType::F32, "gamma", gamma)?,
                 },
                 Input {
                     label: "beta",
-                    bytes: bytemuck::cast_slice(beta),
+                    bytes: encode(DType::F32, "beta", beta)?,
                 },
             ],
-            x.len(),
+            (x.len(), self.pipes.dtype),
             bytemuck::bytes_of(&p),
             row_grid(rows),
             1,
@@ -407,41 +427,32 @@ impl KernelHarness {
             &[
                 Input {
                     label: "ids",
-                    bytes: bytemuck::cast_slice(ids),
+                    bytes: bytemuck::cast_slice(ids).to_vec(),
                 },
                 Input {
                     label: "types",
-                    bytes: bytemuck::cast_slice(types),
+                    bytes: bytemuck::cast_slice(types).to_vec(),
                 },
-                Input {
-                    label: "word",
-                    bytes: bytemuck::cast_slice(tables.word),
-                },
-                Input {
-                    label: "position",
-                    bytes: bytemuck::cast_slice(tables.position),
-                },
-                Input {
-                    label: "token_type",
-                    bytes: bytemuck::cast_slice(tables.token_type),
-                },
+                self.stored("word", tables.word)?,
+                self.stored("position", tables.position)?,
+                self.stored("token_type", tables.token_type)?,
                 Input {
                     label: "gamma",
-                    bytes: bytemuck::cast_slice(tables.gamma),
+                    bytes: encode(DType::F32, "gamma", tables.gamma)?,
                 },
                 Input {
                     label: "beta",
-                    bytes: bytemuck::cast_slice(tables.beta),
+                    bytes: encode(DType::F32, "beta", tables.beta)?,
                 },
             ],
-            out_len,
+            (out_len, self.pipes.dtype),
             bytemuck::bytes_of(&p),
             row_grid(tokens),
             1,
         )
     }
 
-    /// Uploads `inputs` (bindings 0..), binds an `out_len`-float output next
+    /// Uploads `inputs` (bindings 0..), binds an `out_len`-element output next
     /// and `params` as the uniform after it, dispatches `grid` once in one
     /// submit and reads the output back.
     #[allow(clippy::too_many_arguments)]
@@ -450,7 +461,7 @@ impl KernelHarness {
         name: &str,
         kernel: &Kernel,
         inputs: &[Input<'_>],
-        out_len: usize,
+        (out_len, out_dtype): (usize, DType),
         params: &[u8],
         grid: [u32; 3],
         reps: u32,
@@ -462,9 +473,7 @@ impl KernelHarness {
             )));
         }
         let padded = |bytes: u64| bytes.max(16).next_multiple_of(16);
-        let out_bytes = (out_len as u64)
-            .checked_mul(4)
-            .ok_or_else(|| Error::input(format!("{name}: output size overflows")))?;
+        let out_bytes = stored_bytes(out_dtype, out_len);
         for input in inputs {
             self.ctx
                 .check_size(&format!("{name} {}", input.label), input.bytes.len() as u64)?;
@@ -482,7 +491,7 @@ impl KernelHarness {
                     mapped_at_creation: false,
                 });
                 if !input.bytes.is_empty() {
-                    queue.write_buffer(&buf, 0, input.bytes);
+                    queue.write_buffer(&buf, 0, &input.bytes);
                 }
                 buffers.push(buf);
             }
@@ -537,20 +546,21 @@ impl KernelHarness {
             encoder.copy_buffer_to_buffer(out, 0, &staging, 0, out_bytes);
             (queue.submit(Some(encoder.finish())), staging)
         })?;
-        self.read_back(name, &staging, out_bytes, index)
+        self.read_back(name, &staging, out_bytes, (out_len, out_dtype), index)
     }
 
-    /// Maps `staging` once `index` finished and decodes `bytes` of f32.
+    /// Maps `staging` once `index` finished and decodes `count` elements.
     fn read_back(
         &self,
         name: &str,
         staging: &wgpu::Buffer,
         bytes: u64,
+        (count, dtype): (usize, DType),
         index: wgpu::SubmissionIndex,
     ) -> Result<Vec<f32>> {
         let data = self
             .ctx
-            .read_mapped(staging, bytes, index, name, f32s_from_le)?;
+            .read_mapped(staging, bytes, index, name, |v| decode(dtype, v, count))?;
         self.ctx.check(&format!("reading back {name}"))?;
         Ok(data)
     }

@@ -2,11 +2,19 @@
 //! graph runner that walks the same [`crate::graph::Graph`] as the CPU.
 
 mod context;
+mod convert;
 pub mod harness;
 mod pipelines;
+mod plan;
+mod profile;
 mod runner;
 
 pub use context::{list_adapters, AdapterReport, GpuContext};
+pub use convert::{decode, encode, stored_bytes};
 pub use harness::KernelHarness;
-pub use pipelines::{assemble_shader, choose_gemm, GemmKernel, Preamble};
-pub use runner::{GpuExecutor, GpuStats, StepTime};
+pub use pipelines::{
+    assemble_shader, assemble_shader_with_output, choose_gemm, GemmKernel, LinearKernels,
+    LinearVariant, Preamble,
+};
+pub use profile::StepTime;
+pub use runner::{GpuExecutor, GpuStats, LoadStats};

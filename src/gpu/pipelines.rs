@@ -1,26 +1,46 @@
 //! Compute pipelines and bind-group layouts for every kernel, built once per
 //! executor. Shader text is `preamble + common.wgsl + kernel.wgsl`; the
-//! preamble picks vec4 or scalar loads for the wide operands.
+//! preamble picks the storage type (f32 or f16) and vec4 or scalar loads for
+//! the wide operands.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels;
+use crate::model::DType;
 
 /// The vector width the wide loads of `linear.wgsl` / `attention.wgsl` use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preamble {
-    /// `VT = vec4<f32>`: reduction lengths and row strides are multiples of 4.
+    /// `VS = vec4<ST>`, `VT = vec4<f32>`: reduction lengths and row strides
+    /// are multiples of 4.
     Vec4,
-    /// `VT = f32`: any sizes.
+    /// `VS = ST`, `VT = f32`: any sizes.
     Scalar,
 }
 
 impl Preamble {
-    fn text(self) -> &'static str {
-        match self {
-            Preamble::Vec4 => "alias VT = vec4<f32>;\nconst VW: u32 = 4u;\nfn vdot(a: VT, b: VT) -> f32 { return dot(a, b); }\n",
-            Preamble::Scalar => "alias VT = f32;\nconst VW: u32 = 1u;\nfn vdot(a: VT, b: VT) -> f32 { return a * b; }\n",
-        }
+    /// The WGSL preamble: the storage type `ST` of activations and weight
+    /// matrices (f32, or f16 behind `enable f16`), the wide storage type `VS`
+    /// and compute type `VT` (vec4 or scalar), `VW` and `vdot`.
+    pub fn text(self, dtype: DType) -> String {
+        self.text_with_output(dtype, dtype)
+    }
+
+    /// [`Self::text`] with `YT`, the element type of `linear`'s output, set
+    /// to `out` (f32 for the pre-LayerNorm sums of an f16 model).
+    pub fn text_with_output(self, dtype: DType, out: DType) -> String {
+        let (enable, st) = match dtype {
+            DType::F32 => ("", "f32"),
+            DType::F16 => ("enable f16;\n", "f16"),
+        };
+        let yt = out.name();
+        let (vs, vt, vw, dot) = match self {
+            Preamble::Vec4 => (format!("vec4<{st}>"), "vec4<f32>", 4, "dot(a, b)"),
+            Preamble::Scalar => (st.to_string(), "f32", 1, "a * b"),
+        };
+        format!(
+            "{enable}alias ST = {st};\nalias YT = {yt};\nalias VS = {vs};\nalias VT = {vt};\nconst VW: u32 = {vw}u;\nfn vdot(a: VT, b: VT) -> f32 {{ return {dot}; }}\n"
+        )
     }
 
     /// Vec4 when every one of `lens` is a multiple of 4.
@@ -74,10 +94,84 @@ pub fn choose_gemm(
     }
 }
 
-/// Full WGSL source of `kernel` with `preamble`.
-pub fn assemble_shader(preamble: Preamble, kernel: &str) -> String {
+/// Full WGSL source of `kernel` with `preamble` for storage type `dtype`.
+pub fn assemble_shader(preamble: Preamble, dtype: DType, kernel: &str) -> String {
+    assemble_shader_with_output(preamble, dtype, dtype, kernel)
+}
+
+/// [`assemble_shader`] with `linear`'s output type `out` (`YT`).
+pub fn assemble_shader_with_output(
+    preamble: Preamble,
+    dtype: DType,
+    out: DType,
+    kernel: &str,
+) -> String {
     let common = include_str!("../../shaders/common.wgsl");
-    format!("{}\n{common}\n{kernel}", preamble.text())
+    format!(
+        "{}\n{common}\n{kernel}",
+        preamble.text_with_output(dtype, out)
+    )
+}
+
+/// A `linear` pipeline variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearVariant {
+    /// `linear.wgsl`, vec4 loads.
+    Vec4,
+    /// `linear.wgsl`, scalar loads.
+    Scalar,
+    /// `linear_tiled.wgsl`.
+    Tiled,
+}
+
+/// The three `linear` pipelines for one output type.
+pub struct LinearKernels {
+    /// `linear.wgsl`, vec4 loads.
+    pub vec4: Kernel,
+    /// `linear.wgsl`, scalar loads.
+    pub scalar: Kernel,
+    /// `linear_tiled.wgsl`.
+    pub tiled: Kernel,
+}
+
+impl LinearKernels {
+    fn new(ctx: &GpuContext, dtype: DType, out: DType) -> Self {
+        let (wx, wy) = (linear_wg().0 as f64, linear_wg().1 as f64);
+        let lin = [("WG_X", wx), ("WG_Y", wy)];
+        let src = |p, k| assemble_shader_with_output(p, dtype, out, k);
+        LinearKernels {
+            vec4: kernel(
+                ctx,
+                "linear_vec4",
+                &src(Preamble::Vec4, kernels::linear::WGSL),
+                4,
+                &lin,
+            ),
+            scalar: kernel(
+                ctx,
+                "linear_scalar",
+                &src(Preamble::Scalar, kernels::linear::WGSL),
+                4,
+                &lin,
+            ),
+            tiled: kernel(
+                ctx,
+                "linear_tiled",
+                &src(Preamble::Vec4, kernels::linear::WGSL_TILED),
+                4,
+                &[],
+            ),
+        }
+    }
+
+    /// The pipeline of `v`.
+    pub fn get(&self, v: LinearVariant) -> &Kernel {
+        match v {
+            LinearVariant::Vec4 => &self.vec4,
+            LinearVariant::Scalar => &self.scalar,
+            LinearVariant::Tiled => &self.tiled,
+        }
+    }
 }
 
 /// One kernel's pipeline and layout.
@@ -88,14 +182,15 @@ pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
 }
 
-/// Every pipeline the runner dispatches.
+/// Every pipeline the runner dispatches, for one storage type.
 pub struct Pipelines {
-    /// `linear.wgsl`, vec4 loads.
-    pub linear_vec4: Kernel,
-    /// `linear.wgsl`, scalar loads.
-    pub linear_scalar: Kernel,
-    /// `linear_tiled.wgsl`.
-    pub linear_tiled: Kernel,
+    /// Storage type of activations and weight matrices.
+    pub dtype: DType,
+    /// `linear` with output in the storage type.
+    pub linear: LinearKernels,
+    /// `linear` with f32 output under f16 storage (None for f32 storage,
+    /// where `linear` already writes f32).
+    pub linear_f32_out: Option<LinearKernels>,
     /// `attention.wgsl`, vec4 loads.
     pub attention_vec4: Kernel,
     /// `attention.wgsl`, scalar loads.
@@ -197,37 +292,33 @@ fn kernel(
 }
 
 impl Pipelines {
-    /// Compiles every kernel (inside error scopes: a shader the driver
-    /// rejects is an error, not a panic).
-    pub fn new(ctx: &GpuContext) -> Result<Self> {
+    /// The `linear` pipelines whose output type is `out`.
+    pub fn linear_for(&self, out: DType) -> &LinearKernels {
+        match &self.linear_f32_out {
+            Some(k) if out == DType::F32 => k,
+            _ => &self.linear,
+        }
+    }
+
+    /// Compiles every kernel for storage type `dtype` (inside error scopes: a
+    /// shader the driver rejects is an error, not a panic). f16 needs the
+    /// adapter's `SHADER_F16`.
+    pub fn new(ctx: &GpuContext, dtype: DType) -> Result<Self> {
+        if dtype == DType::F16 && !ctx.features.contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Unsupported(format!(
+                "f16 on {}: the adapter has no SHADER_F16 (use --dtype f32)",
+                ctx.describe()
+            )));
+        }
         ctx.scoped("compiling shaders", || {
-            let (wx, wy) = (linear_wg().0 as f64, linear_wg().1 as f64);
-            let lin = [("WG_X", wx), ("WG_Y", wy)];
             let attn = [("WG", ATTENTION_WG as f64)];
             let row = [("WG", ROW_WG as f64)];
-            let src = |p, k| assemble_shader(p, k);
+            let src = |p, k| assemble_shader(p, dtype, k);
             Pipelines {
-                linear_vec4: kernel(
-                    ctx,
-                    "linear_vec4",
-                    &src(Preamble::Vec4, kernels::linear::WGSL),
-                    4,
-                    &lin,
-                ),
-                linear_scalar: kernel(
-                    ctx,
-                    "linear_scalar",
-                    &src(Preamble::Scalar, kernels::linear::WGSL),
-                    4,
-                    &lin,
-                ),
-                linear_tiled: kernel(
-                    ctx,
-                    "linear_tiled",
-                    &src(Preamble::Vec4, kernels::linear::WGSL_TILED),
-                    4,
-                    &[],
-                ),
+                dtype,
+                linear: LinearKernels::new(ctx, dtype, dtype),
+                linear_f32_out: (dtype != DType::F32)
+                    .then(|| LinearKernels::new(ctx, dtype, DType::F32)),
                 attention_vec4: kernel(
                     ctx,
                     "attention_vec4",

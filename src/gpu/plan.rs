@@ -1,0 +1,437 @@
+//! Shape plans: for one (sequences, seq), the activation buffers, uniform
+//! parameters, bind groups and dispatch grids of every graph step, built
+//! once and reused by every forward of that shape. Also the parameter
+//! structs and grids the kernel harness shares.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use super::convert::stored_bytes;
+use super::pipelines::{
+    choose_gemm, linear_wg, GemmKernel, Kernel, LinearVariant, Pipelines, Preamble, ATTENTION_WG,
+};
+use super::runner::GpuExecutor;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, TensorId};
+use crate::model::DType;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct LinearParams {
+    pub(crate) m: u32,
+    pub(crate) n: u32,
+    pub(crate) k: u32,
+    pub(crate) x_row_stride: u32,
+    pub(crate) act: u32,
+    pub(crate) has_residual: u32,
+    pub(crate) _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct AttnParams {
+    pub(crate) batch: u32,
+    pub(crate) seq: u32,
+    pub(crate) heads: u32,
+    pub(crate) head_dim: u32,
+    pub(crate) scale: f32,
+    pub(crate) _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct LnParams {
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) eps: f32,
+    pub(crate) has_residual: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct EmbParams {
+    pub(crate) tokens: u32,
+    pub(crate) seq: u32,
+    pub(crate) hidden: u32,
+    pub(crate) eps: f32,
+    pub(crate) vocab: u32,
+    pub(crate) max_pos: u32,
+    pub(crate) type_vocab: u32,
+    pub(crate) _pad: u32,
+}
+
+/// Weights of one step, resident on the GPU.
+pub(super) enum StepWeights {
+    Embeddings {
+        word: wgpu::Buffer,
+        position: wgpu::Buffer,
+        token_type: wgpu::Buffer,
+        gamma: wgpu::Buffer,
+        beta: wgpu::Buffer,
+    },
+    Linear {
+        weight: wgpu::Buffer,
+        bias: wgpu::Buffer,
+        n: usize,
+    },
+    Attention,
+    LayerNorm {
+        gamma: wgpu::Buffer,
+        beta: wgpu::Buffer,
+    },
+}
+
+/// Which `linear` pipeline: the load width / tiling, and whether the output
+/// is f32 whatever the storage type (the pre-LayerNorm sums, see
+/// [`Pipelines::linear_for`]).
+#[derive(Clone, Copy)]
+pub(super) enum KernelKind {
+    Linear(LinearVariant, DType),
+    AttentionVec4,
+    AttentionScalar,
+    LayerNorm,
+    Embeddings,
+}
+
+/// Storage type of every graph tensor: `storage`, except the inputs of
+/// LayerNorm steps (the residual sums), which stay f32. BERT's residual
+/// stream has outlier features (pre-LayerNorm values near 200 in
+/// all-MiniLM-L6-v2), where f16's spacing of 0.125 would cost ~0.05 in
+/// the normalised hidden state; in f32 they lose nothing.
+pub(super) fn tensor_dtypes(g: &Graph, storage: DType) -> Vec<DType> {
+    let mut out = vec![storage; g.tensors.len()];
+    for step in &g.steps {
+        if let Op::LayerNorm { x, .. } = step.op {
+            out[x.0] = DType::F32;
+        }
+    }
+    out
+}
+
+/// Everything that depends on the batch shape.
+pub(super) struct Plan {
+    pub(super) ids: wgpu::Buffer,
+    pub(super) types: wgpu::Buffer,
+    pub(super) mask: wgpu::Buffer,
+    pub(super) tensors: Vec<wgpu::Buffer>,
+    pub(super) dispatches: Vec<(KernelKind, wgpu::BindGroup, [u32; 3])>,
+    pub(super) staging: wgpu::Buffer,
+    pub(super) _uniforms: Vec<wgpu::Buffer>,
+    /// Bytes of every buffer above.
+    pub(super) bytes: u64,
+}
+
+/// Plans by (sequences, seq); each locked while a forward uses it.
+pub(super) type PlanCache = HashMap<(usize, usize), Arc<Mutex<Plan>>>;
+
+impl KernelKind {
+    pub(super) fn family(self) -> &'static str {
+        match self {
+            KernelKind::Linear(..) => "linear",
+            KernelKind::AttentionVec4 | KernelKind::AttentionScalar => "attention",
+            KernelKind::LayerNorm => "layernorm",
+            KernelKind::Embeddings => "embeddings",
+        }
+    }
+}
+
+impl Pipelines {
+    /// The pipeline of `k`.
+    pub(super) fn get(&self, k: KernelKind) -> &Kernel {
+        match k {
+            KernelKind::Linear(v, out) => self.linear_for(out).get(v),
+            KernelKind::AttentionVec4 => &self.attention_vec4,
+            KernelKind::AttentionScalar => &self.attention_scalar,
+            KernelKind::LayerNorm => &self.layernorm,
+            KernelKind::Embeddings => &self.embeddings,
+        }
+    }
+}
+
+/// Most shapes kept planned at once; beyond it the cache is cleared.
+const MAX_PLANS: usize = 16;
+
+pub(crate) fn ceil_div(a: usize, b: usize) -> u32 {
+    a.div_ceil(b) as u32
+}
+
+/// Grid for one-workgroup-per-row kernels, folding rows past 65535 into y.
+pub(crate) fn row_grid(rows: usize) -> [u32; 3] {
+    let x = rows.clamp(1, 65535);
+    [x as u32, ceil_div(rows, x), 1]
+}
+
+/// The pipeline kind and grid of a linear layer with output type `out`: the
+/// register-blocked kernel (vec4 or scalar loads) or the tiled one, as
+/// [`choose_gemm`] decided (`choice`; the tiled kernel needs vec4 loads).
+pub(crate) fn linear_dispatch(
+    choice: GemmKernel,
+    out: DType,
+    m: usize,
+    n: usize,
+    k: usize,
+    stride: usize,
+) -> (KernelKind, [u32; 3]) {
+    let vec4 = Preamble::for_lengths(&[k, stride]) == Preamble::Vec4;
+    match (choice, vec4) {
+        (GemmKernel::Tiled, true) => (
+            KernelKind::Linear(LinearVariant::Tiled, out),
+            [ceil_div(n, 128), ceil_div(m, 128), 1],
+        ),
+        (_, true) => (
+            KernelKind::Linear(LinearVariant::Vec4, out),
+            linear_grid(m, n),
+        ),
+        (_, false) => (
+            KernelKind::Linear(LinearVariant::Scalar, out),
+            linear_grid(m, n),
+        ),
+    }
+}
+
+/// Grid of `linear.wgsl` for an (m, n) output: one 4×4 block per invocation.
+pub(crate) fn linear_grid(m: usize, n: usize) -> [u32; 3] {
+    [
+        ceil_div(n, 4 * linear_wg().0 as usize),
+        ceil_div(m, 4 * linear_wg().1 as usize),
+        1,
+    ]
+}
+
+/// Grid of `attention.wgsl`: (query blocks, heads, batch).
+pub(crate) fn attention_grid(batch: usize, seq: usize, heads: usize) -> [u32; 3] {
+    [
+        ceil_div(seq, ATTENTION_WG as usize),
+        heads as u32,
+        batch as u32,
+    ]
+}
+
+impl GpuExecutor {
+    pub(super) fn plan(&self, n_seq: usize, seq: usize) -> Result<Arc<Mutex<Plan>>> {
+        let mut plans = self.plans.lock().map_err(|_| Error::Gpu {
+            context: "plan cache".into(),
+            message: "poisoned lock".into(),
+        })?;
+        if let Some(p) = plans.get(&(n_seq, seq)) {
+            return Ok(p.clone());
+        }
+        let plan = Arc::new(Mutex::new(self.build_plan(n_seq, seq)?));
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        plans.insert((n_seq, seq), plan.clone());
+        self.plans_built.fetch_add(1, Ordering::SeqCst);
+        Ok(plan)
+    }
+
+    fn build_plan(&self, n_seq: usize, seq: usize) -> Result<Plan> {
+        let g = &self.graph;
+        let dev = &self.ctx.device;
+        let tokens = n_seq * seq;
+        let storage =
+            |label: &str, bytes: u64, extra: wgpu::BufferUsages| -> Result<wgpu::Buffer> {
+                self.ctx.check_size(label, bytes)?;
+                Ok(dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: bytes.max(16).next_multiple_of(16),
+                    usage: wgpu::BufferUsages::STORAGE | extra,
+                    mapped_at_creation: false,
+                }))
+            };
+        self.ctx
+            .scoped("allocating activation buffers", || -> Result<Plan> {
+                let input = wgpu::BufferUsages::COPY_DST;
+                let ids = storage("input_ids", tokens as u64 * 4, input)?;
+                let types = storage("token_type_ids", tokens as u64 * 4, input)?;
+                let mask = storage("attention_mask", tokens as u64 * 4, input)?;
+                let tensor_dtype = &self.tensor_dtype;
+                let mut tensors = Vec::with_capacity(g.tensors.len());
+                let mut out_bytes = 0u64;
+                for (i, t) in g.tensors.iter().enumerate() {
+                    let bytes =
+                        stored_bytes(tensor_dtype[i], g.rows(TensorId(i), n_seq, seq) * t.cols);
+                    let label =
+                        format!("activation `{}` ({n_seq} sequences × {seq} tokens)", t.name);
+                    tensors.push(storage(&label, bytes, wgpu::BufferUsages::COPY_SRC)?);
+                    if g.outputs.iter().any(|(_, o)| o.0 == i) {
+                        out_bytes += bytes;
+                    }
+                }
+                let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: out_bytes.max(16).next_multiple_of(16),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut uniforms = Vec::new();
+                let mut dispatches = Vec::new();
+                for (step, sw) in g.steps.iter().zip(&self.weights) {
+                    let (kind, params, buffers, grid): (
+                        KernelKind,
+                        Vec<u8>,
+                        Vec<&wgpu::Buffer>,
+                        [u32; 3],
+                    ) = match (&step.op, sw) {
+                        (
+                            Op::Embeddings { out },
+                            StepWeights::Embeddings {
+                                word,
+                                position,
+                                token_type,
+                                gamma,
+                                beta,
+                            },
+                        ) => {
+                            let p = EmbParams {
+                                tokens: tokens as u32,
+                                seq: seq as u32,
+                                hidden: g.hidden as u32,
+                                eps: self.cfg.layer_norm_eps,
+                                vocab: self.cfg.vocab_size as u32,
+                                max_pos: self.cfg.max_position_embeddings as u32,
+                                type_vocab: self.cfg.type_vocab_size as u32,
+                                _pad: 0,
+                            };
+                            (
+                                KernelKind::Embeddings,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![
+                                    &ids,
+                                    &types,
+                                    word,
+                                    position,
+                                    token_type,
+                                    gamma,
+                                    beta,
+                                    &tensors[out.0],
+                                ],
+                                row_grid(tokens),
+                            )
+                        }
+                        (
+                            Op::Linear {
+                                x,
+                                cls_only,
+                                act,
+                                residual,
+                                out,
+                                ..
+                            },
+                            StepWeights::Linear { weight, bias, n },
+                        ) => {
+                            let k = g.tensors[x.0].cols;
+                            let m = g.rows(*out, n_seq, seq);
+                            let stride = if *cls_only { seq * k } else { k };
+                            let p = LinearParams {
+                                m: m as u32,
+                                n: *n as u32,
+                                k: k as u32,
+                                x_row_stride: stride as u32,
+                                act: act.code(),
+                                has_residual: u32::from(residual.is_some()),
+                                _pad: [0; 2],
+                            };
+                            let choice = choose_gemm(self.ctx.info.device_type, m, *n, k, stride);
+                            let (kind, grid) =
+                                linear_dispatch(choice, tensor_dtype[out.0], m, *n, k, stride);
+                            let r = residual.map_or(&self.dummy, |r| &tensors[r.0]);
+                            (
+                                kind,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![&tensors[x.0], weight, bias, r, &tensors[out.0]],
+                                grid,
+                            )
+                        }
+                        (Op::Attention { qkv, out, heads }, StepWeights::Attention) => {
+                            let d = g.hidden / heads;
+                            let p = AttnParams {
+                                batch: n_seq as u32,
+                                seq: seq as u32,
+                                heads: *heads as u32,
+                                head_dim: d as u32,
+                                scale: 1.0 / (d as f32).sqrt(),
+                                _pad: [0; 3],
+                            };
+                            let kind = match Preamble::for_lengths(&[d]) {
+                                Preamble::Vec4 => KernelKind::AttentionVec4,
+                                Preamble::Scalar => KernelKind::AttentionScalar,
+                            };
+                            let grid = attention_grid(n_seq, seq, *heads);
+                            (
+                                kind,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![&tensors[qkv.0], &mask, &tensors[out.0]],
+                                grid,
+                            )
+                        }
+                        (Op::LayerNorm { x, out, eps }, StepWeights::LayerNorm { gamma, beta }) => {
+                            let rows = g.rows(*out, n_seq, seq);
+                            let p = LnParams {
+                                rows: rows as u32,
+                                cols: g.tensors[out.0].cols as u32,
+                                eps: *eps,
+                                has_residual: 0,
+                            };
+                            (
+                                KernelKind::LayerNorm,
+                                bytemuck::bytes_of(&p).to_vec(),
+                                vec![&tensors[x.0], &self.dummy, gamma, beta, &tensors[out.0]],
+                                row_grid(rows),
+                            )
+                        }
+                        _ => {
+                            return Err(Error::Gpu {
+                                context: step.module.clone(),
+                                message: "internal: step and weights disagree".into(),
+                            })
+                        }
+                    };
+                    let ubuf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(&step.module),
+                        contents: &params,
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                    let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource: b.as_entire_binding(),
+                        })
+                        .collect();
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: buffers.len() as u32,
+                        resource: ubuf.as_entire_binding(),
+                    });
+                    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(&step.module),
+                        layout: &self.pipes.get(kind).layout,
+                        entries: &entries,
+                    });
+                    uniforms.push(ubuf);
+                    dispatches.push((kind, bg, grid));
+                }
+                let bytes = [&ids, &types, &mask, &staging]
+                    .into_iter()
+                    .chain(&tensors)
+                    .chain(&uniforms)
+                    .map(|b| b.size())
+                    .sum();
+                Ok(Plan {
+                    ids,
+                    types,
+                    mask,
+                    tensors,
+                    dispatches,
+                    staging,
+                    _uniforms: uniforms,
+                    bytes,
+                })
+            })?
+    }
+}
