@@ -72,7 +72,17 @@ pub fn random_model(cfg: &BertConfig, device: Device, dtype: DType) -> Result<Mo
         tensors.insert(p.name.clone(), Tensor::new(p.shape.clone(), data)?);
     }
     let weights = Weights::from_tensors(tensors, cfg.layer_norm_eps);
-    Model::from_parts(cfg.clone(), graph, weights, None, device, dtype)
+    Model::from_parts(
+        cfg.clone(),
+        graph,
+        weights,
+        None,
+        &crate::model::LoadOptions {
+            device,
+            dtype,
+            ..Default::default()
+        },
+    )
 }
 
 /// FLOPs of one encoder forward: per layer 2·s·(4d² + 2·d·d_ff) + 4·s²·d,

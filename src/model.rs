@@ -101,6 +101,9 @@ pub struct LoadOptions {
     pub head: Option<Head>,
     /// Hub revision (branch, tag or commit).
     pub revision: Option<String>,
+    /// Draw progress bars on stderr for Hub downloads and the GPU weight
+    /// upload (the CLI turns this on for terminals unless `--quiet`).
+    pub progress: bool,
 }
 
 /// HF-named outputs of one forward pass. Fields the head does not produce,
@@ -147,7 +150,7 @@ pub struct Model {
 impl Model {
     /// Loads a folder or Hub id.
     pub fn load(source: &str, opts: &LoadOptions) -> Result<Self> {
-        let files = source::resolve(source, opts.revision.as_deref())?;
+        let files = source::resolve(source, opts.revision.as_deref(), opts.progress)?;
         Self::load_files(&files, opts)
     }
 
@@ -170,7 +173,7 @@ impl Model {
         let has_pooler = ckpt.contains("pooler.dense.weight") || head.needs_pooler();
         let graph = Graph::bert(&config, head, has_pooler);
         let weights = Weights::load(&graph, &ckpt, config.layer_norm_eps)?;
-        Self::from_parts(config, graph, weights, tokenizer, opts.device, opts.dtype)
+        Self::from_parts(config, graph, weights, tokenizer, opts)
     }
 
     /// Assembles a model from an already built graph and weights.
@@ -179,9 +182,9 @@ impl Model {
         graph: Graph,
         weights: Weights,
         tokenizer: Option<BertTokenizer>,
-        device: Device,
-        dtype: DType,
+        opts: &LoadOptions,
     ) -> Result<Self> {
+        let (device, dtype, progress) = (opts.device, opts.dtype, opts.progress);
         let head = graph.head;
         let has_pooler = graph.output(outputs::POOLER_OUTPUT).is_some();
         if let Some(w) = weights.tensor("classifier.weight") {
@@ -213,13 +216,13 @@ impl Model {
             Device::Gpu => {
                 let ctx = GpuContext::new(true)?;
                 Executor::Gpu(Box::new(GpuExecutor::new(
-                    ctx, &config, graph, &weights, dtype,
+                    ctx, &config, graph, &weights, dtype, progress,
                 )?))
             }
             Device::Auto => {
                 match GpuContext::new(false) {
                     Ok(ctx) => Executor::Gpu(Box::new(GpuExecutor::new(
-                        ctx, &config, graph, &weights, dtype,
+                        ctx, &config, graph, &weights, dtype, progress,
                     )?)),
                     Err(e) => {
                         if dtype == DType::F16 {

@@ -30,8 +30,9 @@ fn offline() -> bool {
 }
 
 /// Resolves `source` (a folder, or a Hub id such as
-/// `sentence-transformers/all-MiniLM-L6-v2`) at `revision` (Hub only).
-pub fn resolve(source: &str, revision: Option<&str>) -> Result<ModelFiles> {
+/// `sentence-transformers/all-MiniLM-L6-v2`) at `revision` (Hub only);
+/// `progress` draws a bar on stderr for each file downloaded.
+pub fn resolve(source: &str, revision: Option<&str>, progress: bool) -> Result<ModelFiles> {
     let path = Path::new(source);
     if path.is_dir() {
         return from_folder(path);
@@ -68,7 +69,7 @@ pub fn resolve(source: &str, revision: Option<&str>) -> Result<ModelFiles> {
         };
     }
     let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(false)
+        .with_progress(progress)
         .build()
         .map_err(|e| Error::Hub(e.to_string()))?;
     let api_repo = api.repo(repo);

@@ -410,12 +410,16 @@ fn bad_arguments_and_models_are_one_line_errors() {
         ),
         (
             "dtype_unknown",
-            vec!["infer", "--device", "cpu", "--dtype", "f64", "--model", BASE],
+            vec![
+                "infer", "--device", "cpu", "--dtype", "f64", "--model", BASE,
+            ],
             vec!["f64", "f32 or f16"],
         ),
         (
             "dtype_f16_on_cpu",
-            vec!["infer", "--device", "cpu", "--dtype", "f16", "--model", BASE],
+            vec![
+                "infer", "--device", "cpu", "--dtype", "f16", "--model", BASE,
+            ],
             vec!["f16", "CPU", "--device gpu"],
         ),
         (
@@ -508,6 +512,70 @@ fn version_and_info() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("panicked"));
     assert!(text(&out.stdout).contains("--device auto would use"));
+}
+
+/// `--quiet` / `-q` works on every subcommand and silences warnings: an
+/// f16 request that falls back to the CPU warns without it, says nothing
+/// on stderr with it, and prints the same result either way.
+#[test]
+fn quiet_silences_warnings_on_every_subcommand() {
+    let model = "tests/fixtures/pipelines/seqcls";
+    let xdg = tmp("xdg");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&*xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let with = |quiet: bool| {
+        let mut args = vec![
+            "embed", "--model", model, "--device", "auto", "--dtype", "f16", "hello",
+        ];
+        if quiet {
+            args.push("--quiet");
+        }
+        bin()
+            .args(&args)
+            // No adapter matches: auto falls back to the CPU, with a warning.
+            .env("BERT_WGPU_ADAPTER", "no-such-adapter")
+            // Probing the GL backend makes Mesa print its own complaint
+            // about XDG_RUNTIME_DIR when unset; that is not ours to silence.
+            .env("XDG_RUNTIME_DIR", xdg.as_os_str())
+            .output()
+            .unwrap()
+    };
+    let (loud, quiet) = (with(false), with(true));
+    assert!(loud.status.success(), "{}", text(&loud.stderr));
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert!(
+        text(&loud.stderr).contains("f32 on the CPU executor"),
+        "expected the fallback warning, got: {}",
+        text(&loud.stderr)
+    );
+    assert_eq!(text(&quiet.stderr), "", "--quiet must silence warnings");
+    assert_eq!(loud.stdout, quiet.stdout);
+    for sub in [
+        vec!["infer", "--device", "cpu", "--model", BASE, "-q"],
+        vec!["classify", "--device", "cpu", "--model", model, "-q", "hi"],
+        vec![
+            "bench",
+            "--config",
+            "bert-tiny",
+            "--device",
+            "cpu",
+            "--iters",
+            "1",
+            "--seq",
+            "8",
+            "-q",
+        ],
+    ] {
+        let out = run(&sub, "");
+        assert!(out.status.success(), "{sub:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "", "{sub:?}: stderr not quiet");
+    }
+    // `info` probes every backend, GL included (Mesa may print its own
+    // lines there); the flag is accepted.
+    assert!(run(&["info", "--quiet"], "").status.success());
 }
 
 // ------------------------------------------------------------- MiniLM

@@ -16,6 +16,10 @@ struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// No progress bars and no warnings (errors only). Progress bars are
+    /// also off when stderr is not a terminal.
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -194,9 +198,6 @@ enum Command {
         /// Token classification: label every sub-token, not only the first.
         #[arg(long)]
         label_all_tokens: bool,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// List GPU adapters with backend, type, driver, features and limits.
     Info,
@@ -238,6 +239,7 @@ fn load(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<Model> {
         dtype: args.dtype.parse()?,
         head,
         revision: args.revision.clone(),
+        progress: show_progress(),
     };
     let model = Model::load(&source, &opts).with_context(|| format!("loading model `{source}`"))?;
     log::info!("model `{source}` on {}", model.device_name());
@@ -511,8 +513,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             task,
             kind,
             label_all_tokens,
-            quiet,
-        } => tasks::eval(&task, &kind, label_all_tokens, quiet),
+        } => tasks::eval(&task, &kind, label_all_tokens),
         Command::Info => {
             let adapters = bert_wgpu::gpu::list_adapters();
             if adapters.is_empty() {
@@ -542,11 +543,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Set once from `--quiet`.
+static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether to draw progress bars: stderr is a terminal and no `--quiet`.
+pub(crate) fn show_progress() -> bool {
+    use std::io::IsTerminal;
+    !QUIET.get().copied().unwrap_or(false) && std::io::stderr().is_terminal()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
+    let _ = QUIET.set(cli.quiet);
+    // wgpu_hal logs driver probing failures (e.g. EGL on a headless
+    // machine) as errors; real GPU errors reach us as `Err`s instead.
+    let level = match (cli.quiet, cli.verbose) {
+        (true, 0) => "off",
+        (_, 0) => "warn,wgpu_hal=off",
+        (_, 1) => "info",
         _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();

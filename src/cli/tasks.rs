@@ -1,7 +1,7 @@
 //! The task subcommands: inputs from arguments and `--data`, results as
 //! tables or JSON lines. Everything is computed before anything is printed.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -256,7 +256,7 @@ pub fn choose(
     print_all(lines)
 }
 
-pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool, quiet: bool) -> anyhow::Result<()> {
+pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool) -> anyhow::Result<()> {
     let task: Task = kind.parse()?;
     let path = a
         .data
@@ -278,7 +278,7 @@ pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool, quiet: bool) -> an
             ..Default::default()
         },
     };
-    let bar = if quiet || !std::io::stderr().is_terminal() {
+    let bar = if !crate::show_progress() {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(0);

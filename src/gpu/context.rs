@@ -40,14 +40,18 @@ pub struct GpuContext {
     timeout: Duration,
 }
 
-fn instance() -> wgpu::Instance {
-    // WGPU_BACKEND and friends select backends; default: all native ones.
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// An instance over `backends`, unless `WGPU_BACKEND` names others.
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = backends;
+    }
+    wgpu::Instance::new(desc)
 }
 
 /// Every adapter wgpu can see, with features and limits.
 pub fn list_adapters() -> Vec<AdapterReport> {
-    let inst = instance();
+    let inst = instance(wgpu::Backends::all());
     pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
         .into_iter()
         .map(|a| AdapterReport {
@@ -80,37 +84,50 @@ fn wanted_features() -> wgpu::Features {
         | wgpu::Features::SUBGROUP
 }
 
+/// The best adapter on `backends` after the filters (`BERT_WGPU_ADAPTER`,
+/// software adapters unless allowed); every adapter seen is added to `seen`.
+fn pick_adapter(
+    backends: wgpu::Backends,
+    allow_software: bool,
+    seen: &mut Vec<String>,
+) -> Option<wgpu::Adapter> {
+    let inst = instance(backends);
+    let mut adapters: Vec<wgpu::Adapter> =
+        pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+    seen.extend(adapters.iter().map(|a| {
+        let i = a.get_info();
+        format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+    }));
+    if let Ok(want) = std::env::var("BERT_WGPU_ADAPTER") {
+        let want = want.to_lowercase();
+        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+    }
+    if !allow_software {
+        adapters.retain(|a| a.get_info().device_type != wgpu::DeviceType::Cpu);
+    }
+    adapters.sort_by_key(|a| rank(&a.get_info()));
+    adapters.into_iter().next()
+}
+
 impl GpuContext {
     /// Opens the best adapter. With `allow_software = false` (device `auto`),
     /// CPU-type adapters such as lavapipe are skipped. `BERT_WGPU_ADAPTER`
     /// (a part of the adapter's name) and `WGPU_BACKEND` narrow the choice.
     pub fn new(allow_software: bool) -> Result<Self> {
-        let inst = instance();
-        let mut adapters: Vec<wgpu::Adapter> =
-            pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-        let seen: Vec<String> = adapters
-            .iter()
-            .map(|a| {
-                let i = a.get_info();
-                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
-            })
-            .collect();
-        if let Ok(want) = std::env::var("BERT_WGPU_ADAPTER") {
-            let want = want.to_lowercase();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+        // Vulkan / Metal / DX12 first. GL only when none of those has a
+        // usable adapter: it computes less well, and initialising EGL on a
+        // headless machine prints driver noise on stderr.
+        let mut seen = Vec::new();
+        for backends in [wgpu::Backends::PRIMARY, wgpu::Backends::GL] {
+            if let Some(adapter) = pick_adapter(backends, allow_software, &mut seen) {
+                return Self::from_adapter(adapter);
+            }
         }
-        if !allow_software {
-            adapters.retain(|a| a.get_info().device_type != wgpu::DeviceType::Cpu);
-        }
-        adapters.sort_by_key(|a| rank(&a.get_info()));
-        let adapter = adapters.into_iter().next().ok_or_else(|| {
-            Error::NoAdapter(format!(
-                "none matched (seen: [{}]; software adapters {}). On Linux without a GPU install mesa-vulkan-drivers (lavapipe) and use --device gpu",
-                seen.join(", "),
-                if allow_software { "allowed" } else { "skipped by --device auto" }
-            ))
-        })?;
-        Self::from_adapter(adapter)
+        Err(Error::NoAdapter(format!(
+            "none matched (seen: [{}]; software adapters {}). On Linux without a GPU install mesa-vulkan-drivers (lavapipe) and use --device gpu",
+            seen.join(", "),
+            if allow_software { "allowed" } else { "skipped by --device auto" }
+        )))
     }
 
     /// Opens a device on `adapter` with its own limits and the optional

@@ -59,6 +59,21 @@ pub struct LoadStats {
     pub seconds: f64,
 }
 
+/// A progress bar over `steps` graph steps on stderr, or a hidden one.
+fn upload_bar(show: bool, steps: usize) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "uploading weights {bar:40} {pos}/{len} steps {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// Uploads host f32 data as `dtype` into a new storage buffer: converted
 /// once on the host, then copied into the buffer's memory mapped at creation
 /// (no staging buffer, no queue copy).
@@ -106,6 +121,7 @@ impl GpuExecutor {
         graph: Graph,
         weights: &Weights,
         dtype: DType,
+        progress: bool,
     ) -> Result<Self> {
         let pipes = Pipelines::new(&ctx, dtype)?;
         if cfg.head_dim() > 128 {
@@ -116,8 +132,10 @@ impl GpuExecutor {
         }
         let started = std::time::Instant::now();
         let total = std::cell::Cell::new(0u64);
+        let bar = upload_bar(progress, graph.steps.len());
         let put = |dtype: DType, name: &str, data: &[f32]| -> Result<wgpu::Buffer> {
             total.set(total.get() + stored_bytes(dtype, data.len()));
+            bar.set_message(format!("{:.0} MB", total.get() as f64 / 1e6));
             upload(&ctx, dtype, name, data)
         };
         // Matrices in the storage type; vectors (bias, γ, β) in f32.
@@ -148,7 +166,9 @@ impl GpuExecutor {
                     beta: param(DType::F32, &format!("{}.bias", step.module))?,
                 },
             });
+            bar.inc(1);
         }
+        bar.finish_and_clear();
         let dummy = upload(&ctx, DType::F32, "dummy", &[0.0; 4])?;
         let load_stats = LoadStats {
             bytes: total.get(),
