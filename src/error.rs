@@ -74,13 +74,14 @@ pub enum Error {
         message: String,
     },
     /// A dataset file has a malformed row.
-    #[error("{path}: line {row}: field `{field}`: {message}")]
+    #[error("{}: line {row}: {}{message}", path.display(), field_prefix(field))]
     Dataset {
         /// The dataset file.
         path: PathBuf,
         /// 1-based line of the row in the file (where the record starts).
         row: usize,
-        /// The field (column or JSON key) at fault.
+        /// The field (column or JSON key) at fault; empty when the fault is
+        /// the line itself (e.g. bytes that are not UTF-8).
         field: String,
         /// What is wrong.
         message: String,
@@ -133,5 +134,14 @@ impl Error {
     }
     pub(crate) fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
+    }
+}
+
+/// "field `name`: ", or nothing for an empty name.
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("field `{field}`: ")
     }
 }

@@ -291,6 +291,54 @@ fn malformed_rows_name_file_line_and_field() {
 
 // ---------------------------------------------------------------- preparation
 
+/// A file with bytes that are not UTF-8, through the library and through
+/// every subcommand that takes `--data`: an input error (exit 2) naming the
+/// file, the line and the byte.
+#[test]
+fn files_that_are_not_utf8_name_the_line() {
+    let dir = std::env::temp_dir().join(format!("bert-wgpu-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("bad.jsonl");
+    std::fs::write(
+        &jsonl,
+        b"{\"text\": \"fine\", \"label\": 1}\n{\"text\": \"caf\xe9\", \"label\": 0}\n",
+    )
+    .unwrap();
+    let csv = dir.join("bad.csv");
+    std::fs::write(&csv, b"text,label\nfine,1\nok,0\n\xff\xfe,1\n").unwrap();
+    for (path, line, byte) in [(&jsonl, 2, 14), (&csv, 4, 1)] {
+        let (row, field, message) = dataset_error(path, Task::Classification);
+        assert_eq!((row, field.as_str()), (line, ""), "{}", path.display());
+        assert!(
+            message.contains(&format!("byte {byte} of the line")) && message.contains("UTF-8"),
+            "{message}"
+        );
+    }
+    let seqcls = model_dir("seqcls");
+    let m = seqcls.to_str().unwrap();
+    let j = jsonl.to_str().unwrap();
+    for args in [
+        vec!["embed", "--device", "cpu", "--model", m, "--data", j],
+        vec!["classify", "--device", "cpu", "--model", m, "--data", j],
+        vec!["ner", "--device", "cpu", "--model", m, "--data", j],
+        vec!["qa", "--device", "cpu", "--model", m, "--data", j],
+        vec!["choose", "--device", "cpu", "--model", m, "--data", j],
+        vec![
+            "eval", "--task", "classify", "--device", "cpu", "--model", m, "--data", j,
+        ],
+    ] {
+        let out = bin(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("bad.jsonl: line 2:") && err.contains("not valid UTF-8"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn word_labels_to_sub_tokens_on_the_seed_sentence() {
     // "John lives in Paris!": John/B-PER lives/O in/O Paris/B-LOC !/O

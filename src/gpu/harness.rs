@@ -1,6 +1,6 @@
 //! Runs one kernel at a time on the GPU, for tests and benchmarks.
 //!
-//! [`KernelHarness`] compiles the same [`Pipelines`] the graph runner uses and
+//! [`KernelHarness`] compiles the same pipelines the graph runner uses and
 //! fills the same uniform parameter structs, picks the same vec4/scalar
 //! variant and computes the same dispatch grid, so a kernel checked here is
 //! the kernel a forward pass runs. Each call uploads its inputs into fresh
