@@ -66,23 +66,7 @@ pub fn attention(
                     gemm::Parallelism::None,
                 );
             }
-            let mask = &mask_add[b * seq..(b + 1) * seq];
-            for row in scores.chunks_exact_mut(seq) {
-                let mut max = f32::NEG_INFINITY;
-                for (s, m) in row.iter_mut().zip(mask) {
-                    *s = *s * scale + m;
-                    max = max.max(*s);
-                }
-                let mut sum = 0.0f32;
-                for s in row.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                for s in row.iter_mut() {
-                    *s *= inv;
-                }
-            }
+            super::softmax::softmax_rows(&mut scores, &mask_add[b * seq..(b + 1) * seq], scale);
             let mut c = vec![0.0f32; seq * d];
             // SAFETY: scores (seq, seq) · v (seq, d) → c (seq, d), all row-major.
             unsafe {
