@@ -32,24 +32,34 @@ run() { # label, args...
   python3 - "$label" "$json" <<'PY'
 import json, sys
 label, r = sys.argv[1], json.loads(sys.argv[2])
-print(f"| {label} | {r['device']} | {r['median_ms']:.3f} | {r['min_ms']:.3f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | {r.get('submits_per_forward')} |")
+diff = r.get('max_abs_diff_vs_f32')
+diff = f"{diff:.2e}" if diff is not None else "-"
+gbs = r.get('upload_gb_per_s')
+gbs = f"{gbs:.2f}" if gbs is not None else "-"
+mem = r.get('gpu_buffer_bytes')
+mem = f"{mem/1e6:.0f}" if mem is not None else "-"
+print(f"| {label} | {r['dtype']} | {r['median_ms']:.3f} | {r['min_ms']:.3f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | {r.get('submits_per_forward')} | {gbs} | {mem} | {diff} |")
 PY
 }
 
-echo "## Forward passes (f32)"
-echo "| shape | device | median ms | min ms | tokens/s | GFLOP/s | submits/forward |"
-echo "|---|---|---|---|---|---|---|"
-run "bert-base b32 s128" --device gpu --config bert-base --batch 32 --seq 128 --iters 20
-run "bert-base b1 s128" --device gpu --config bert-base --batch 1 --seq 128 --iters 50
-run "bert-base b8 s512" --device gpu --config bert-base --batch 8 --seq 512 --iters 10
-run "minilm-l6 b32 s128" --device gpu --config minilm-l6 --batch 32 --seq 128 --iters 20
-run "minilm-l6 b1 s128" --device gpu --config minilm-l6 --batch 1 --seq 128 --iters 50
+echo "## Forward passes (f32, then f16)"
+echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | upload GB/s | GPU buffers MB | max diff vs f32 |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for dtype in f32 f16; do
+  run "bert-base b32 s128" --device gpu --dtype $dtype --config bert-base --batch 32 --seq 128 --iters 20
+  run "bert-base b1 s128" --device gpu --dtype $dtype --config bert-base --batch 1 --seq 128 --iters 50
+  run "bert-base b8 s512" --device gpu --dtype $dtype --config bert-base --batch 8 --seq 512 --iters 10
+  run "minilm-l6 b32 s128" --device gpu --dtype $dtype --config minilm-l6 --batch 32 --seq 128 --iters 20
+  run "minilm-l6 b1 s128" --device gpu --dtype $dtype --config minilm-l6 --batch 1 --seq 128 --iters 50
+done
 
-echo "## GEMM kernel alone (bert-base shapes, 4096 rows)"
+echo "## GEMM kernel alone (bert-base shapes, 4096 rows), f32 then f16"
 "$BIN" bench --gemm --device gpu --config bert-base --batch 32 --seq 128 --iters 20
+"$BIN" bench --gemm --device gpu --dtype f16 --config bert-base --batch 32 --seq 128 --iters 20
 
-echo "## Per-kernel GPU time (bert-base b32 s128)"
+echo "## Per-kernel GPU time (bert-base b32 s128), f32 then f16"
 "$BIN" bench --device gpu --config bert-base --batch 32 --seq 128 --iters 3 --profile || true
+"$BIN" bench --device gpu --dtype f16 --config bert-base --batch 32 --seq 128 --iters 3 --profile || true
 
 if python3 -c "import torch, transformers; assert torch.cuda.is_available()" 2>/dev/null; then
   echo "## Device f32 GEMM peak (torch.matmul, TF32 off, 8192^3)"
