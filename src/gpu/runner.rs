@@ -85,7 +85,11 @@ pub(super) fn upload(
 ) -> Result<wgpu::Buffer> {
     let bytes = stored_bytes(dtype, data.len());
     ctx.check_size(name, bytes)?;
-    let encoded = super::convert::encode(dtype, name, data)?;
+    // f32 on a little-endian host is already the buffer's byte layout.
+    let encoded: std::borrow::Cow<[u8]> = match dtype {
+        DType::F32 if cfg!(target_endian = "little") => bytemuck::cast_slice(data).into(),
+        _ => super::convert::encode(dtype, name, data)?.into(),
+    };
     ctx.scoped(
         &format!("uploading `{name}`"),
         || -> Result<wgpu::Buffer> {
