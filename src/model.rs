@@ -293,7 +293,13 @@ impl Model {
     pub fn tokenize(&self, texts: &[String], pairs: Option<&[String]>) -> Result<Encoding> {
         self.tokenizer
             .as_ref()
-            .ok_or_else(|| Error::Tokenizer("this checkpoint has no tokenizer.json".into()))?
+            .ok_or_else(|| {
+                Error::Tokenizer(
+                    "this checkpoint has no tokenizer.json, so it cannot tokenize text: add the \
+                 model's tokenizer.json to its folder, or pass token ids (`bert-wgpu infer`)"
+                        .into(),
+                )
+            })?
             .encode(texts, pairs)
     }
 

@@ -46,7 +46,9 @@ pub fn resolve(source: &str, revision: Option<&str>, progress: bool) -> Result<M
             .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     if !looks_like_id {
         return Err(Error::Hub(format!(
-            "`{source}` is neither a folder nor a Hugging Face Hub model id"
+            "`{source}` is neither a folder nor a Hugging Face Hub model id: \
+             pass --model a folder holding config.json and model.safetensors, \
+             or an id like sentence-transformers/all-MiniLM-L6-v2"
         )));
     }
     let rev = revision.unwrap_or("main").to_string();

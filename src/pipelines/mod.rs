@@ -53,7 +53,7 @@ use crate::tokenize::BertTokenizer;
 pub(crate) fn tokenizer(model: &Model) -> Result<&BertTokenizer> {
     model.tokenizer().ok_or_else(|| {
         Error::Tokenizer(
-            "this checkpoint has no tokenizer.json, so text pipelines cannot run".into(),
+            "this checkpoint has no tokenizer.json, so text pipelines cannot run: add the model's tokenizer.json to its folder".into(),
         )
     })
 }
