@@ -53,6 +53,15 @@ for dtype in f32 f16; do
   run "minilm-l6 b1 s128" --device gpu --dtype $dtype --config minilm-l6 --batch 1 --seq 128 --iters 50
 done
 
+echo "## Small m: bert-base at 128 rows, each GEMM choice (register = the default there)"
+echo "| shape | GEMM | median ms | tokens/s |"
+echo "|---|---|---|---|"
+for gemm in register tiled splitk; do
+  json=$(BERT_WGPU_GEMM=$gemm "$BIN" bench --json --device gpu --config bert-base --batch 1 --seq 128 --iters 50 | tail -n 1)
+  python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"| bert-base b1 s128 | $gemm | {r['median_ms']:.3f} | {r['tokens_per_s']:.0f} |\")" "$json"
+  BERT_WGPU_GEMM=$gemm "$BIN" bench --gemm --device gpu --config bert-base --batch 1 --seq 128 --iters 50
+done
+
 echo "## GEMM kernel alone (bert-base shapes, 4096 rows), f32 then f16"
 "$BIN" bench --gemm --device gpu --config bert-base --batch 32 --seq 128 --iters 20
 "$BIN" bench --gemm --device gpu --dtype f16 --config bert-base --batch 32 --seq 128 --iters 20

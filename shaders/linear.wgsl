@@ -24,8 +24,9 @@
 //                                 sum that feeds a LayerNorm (see below)
 //   5  p: uniform LinearParams
 //
-// struct LinearParams { m, n, k, x_row_stride, act, has_residual, _pad0, _pad1 }
-//   (all u32, 32 bytes; act is an apply_act code: 0 identity, 1 gelu,
+// struct LinearParams { m, n, k, x_row_stride, act, has_residual, k_chunk, splits }
+//   (all u32, 32 bytes; k_chunk and splits are linear_tiled.wgsl's split-k
+//   fields, ignored here; act is an apply_act code: 0 identity, 1 gelu,
 //   2 gelu_tanh, 3 relu, 4 silu, 5 tanh).
 //
 // Dispatch: @workgroup_size(WG_X, WG_Y) (overrides, default 8 × 8); grid
@@ -49,8 +50,8 @@ struct LinearParams {
     x_row_stride: u32,
     act: u32,
     has_residual: u32,
-    _pad0: u32,
-    _pad1: u32,
+    k_chunk: u32,
+    splits: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<VS>;

@@ -17,9 +17,18 @@
 //   2  b: array<f32> read        (n)
 //   3  r: array<ST>  read        (m, n) residual, dummy when has_residual == 0
 //   4  y: array<YT>  read_write  (m, n); YT = ST or f32, as linear.wgsl
-//   5  p: uniform LinearParams   { m, n, k, x_row_stride, act, has_residual, _pad0, _pad1 }
+//   5  p: uniform LinearParams   { m, n, k, x_row_stride, act, has_residual,
+//                                  k_chunk, splits }
+//   6  part: array<f32> read_write  (splits, m, n) split-k partial sums; a
+//                                 16-byte dummy when splits == 1 (never touched)
 //
-// Dispatch: @workgroup_size(16, 16); grid (ceil(n / 128), ceil(m / 128), 1).
+// Dispatch: @workgroup_size(16, 16); grid (ceil(n / 128), ceil(m / 128),
+// splits). Split-k (for small m, where m·n alone gives too few tiles to fill
+// a GPU): workgroup z sums k in [z·k_chunk, min(k, (z+1)·k_chunk)) and, when
+// splits > 1, stores its raw sums to part[z] without the epilogue;
+// splitk_reduce.wgsl then adds the splits, the bias, the activation and the
+// residual. With splits == 1 (k_chunk ≥ k) the epilogue runs here. k_chunk
+// is a multiple of BK, so a tile never straddles two splits.
 // Per BK = 16 slice of k, the workgroup loads a BM × BK tile of x and a
 // BN × BK tile of w (vec4 loads, k-major in workgroup memory), then each
 // invocation accumulates rows ly + 16·i, cols lx + 16·j (strided so that
@@ -38,8 +47,8 @@ struct LinearParams {
     x_row_stride: u32,
     act: u32,
     has_residual: u32,
-    _pad0: u32,
-    _pad1: u32,
+    k_chunk: u32,
+    splits: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<VS>;
@@ -48,6 +57,7 @@ struct LinearParams {
 @group(0) @binding(3) var<storage, read> r: array<ST>;
 @group(0) @binding(4) var<storage, read_write> y: array<YT>;
 @group(0) @binding(5) var<uniform> p: LinearParams;
+@group(0) @binding(6) var<storage, read_write> part: array<f32>;
 
 const BK: u32 = 16u;
 const BM: u32 = 128u;
@@ -95,14 +105,16 @@ fn load_w(n0: u32, k0: u32, tid: u32) {
     }
 }
 
-fn store(row: u32, col0: u32, v: vec4<f32>) {
+fn store(split: u32, row: u32, col0: u32, v: vec4<f32>) {
     // Columns col0, col0 + 16, col0 + 32, col0 + 48 of one row.
     if (row >= p.m) {
         return;
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
         let col = col0 + 16u * j;
-        if (col < p.n) {
+        if (col < p.n && p.splits > 1u) {
+            part[(split * p.m + row) * p.n + col] = v[j];
+        } else if (col < p.n) {
             let o = row * p.n + col;
             var out = apply_act(p.act, v[j] + b[col]);
             if (p.has_residual != 0u) {
@@ -133,7 +145,9 @@ fn main(
     var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
     let ly = lid.y;
     let lx = lid.x;
-    for (var k0 = 0u; k0 < p.k; k0 = k0 + BK) {
+    let split = wid.z;
+    let k_end = min(p.k, (split + 1u) * p.k_chunk);
+    for (var k0 = split * p.k_chunk; k0 < k_end; k0 = k0 + BK) {
         load_x(m0, k0, tid);
         load_w(n0, k0, tid);
         workgroupBarrier();
@@ -157,12 +171,12 @@ fn main(
     }
     let r0 = m0 + ly;
     let col0 = n0 + lx;
-    store(r0, col0, c00); store(r0, col0 + 64u, c01);
-    store(r0 + 16u, col0, c10); store(r0 + 16u, col0 + 64u, c11);
-    store(r0 + 32u, col0, c20); store(r0 + 32u, col0 + 64u, c21);
-    store(r0 + 48u, col0, c30); store(r0 + 48u, col0 + 64u, c31);
-    store(r0 + 64u, col0, c40); store(r0 + 64u, col0 + 64u, c41);
-    store(r0 + 80u, col0, c50); store(r0 + 80u, col0 + 64u, c51);
-    store(r0 + 96u, col0, c60); store(r0 + 96u, col0 + 64u, c61);
-    store(r0 + 112u, col0, c70); store(r0 + 112u, col0 + 64u, c71);
+    store(split, r0, col0, c00); store(split, r0, col0 + 64u, c01);
+    store(split, r0 + 16u, col0, c10); store(split, r0 + 16u, col0 + 64u, c11);
+    store(split, r0 + 32u, col0, c20); store(split, r0 + 32u, col0 + 64u, c21);
+    store(split, r0 + 48u, col0, c30); store(split, r0 + 48u, col0 + 64u, c31);
+    store(split, r0 + 64u, col0, c40); store(split, r0 + 64u, col0 + 64u, c41);
+    store(split, r0 + 80u, col0, c50); store(split, r0 + 80u, col0 + 64u, c51);
+    store(split, r0 + 96u, col0, c60); store(split, r0 + 96u, col0 + 64u, c61);
+    store(split, r0 + 112u, col0, c70); store(split, r0 + 112u, col0 + 64u, c71);
 }

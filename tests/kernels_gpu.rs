@@ -252,6 +252,30 @@ fn linear_tiled_matches_twin() {
 }
 
 /// The pooler's case: m sequences, only each [CLS] row read (stride seq·k).
+/// Split-k (`BERT_WGPU_GEMM=splitk`): the tiled kernel over k-splits, then
+/// `splitk_reduce.wgsl`. Shapes with 1 split (k < 256: the unsplit tiled
+/// path), an uneven last split (k = 388: splits of 144, 144, 100), many
+/// splits (k = 1536: 12) and tails in m and n.
+#[test]
+fn linear_splitk_matches_twin() {
+    let Some(mut h) = harness("linear_splitk_matches_twin") else {
+        return;
+    };
+    h.force_gemm(Some(GemmKernel::SplitK));
+    let mut rng = StdRng::seed_from_u64(0x5b1);
+    let mut worst = 0.0f32;
+    for (m, n, k, act, residual) in [
+        (1, 7, 64, Act::Identity, false),
+        (7, 33, 388, Act::Gelu, true),
+        (33, 129, 1536, Act::GeluTanh, true),
+        (129, 384, 768, Act::Tanh, false),
+        (200, 130, 36, Act::Relu, true),
+    ] {
+        worst = worst.max(run_linear(&h, &mut rng, &dense(m, n, k, act, residual)));
+    }
+    println!("linear split-k: max |err| {worst:.3e}");
+}
+
 #[test]
 fn linear_matches_twin_with_row_stride() {
     let Some(h) = harness("linear_matches_twin_with_row_stride") else {

@@ -85,6 +85,15 @@ fn f16_linear_matches_twin() {
         (129, 384, 64, Act::Gelu, true, Some(GemmKernel::Tiled)),
         (200, 130, 36, Act::Tanh, true, Some(GemmKernel::Tiled)),
         (512, 1, 33, Act::Relu, false, None),
+        (7, 33, 388, Act::Gelu, true, Some(GemmKernel::SplitK)),
+        (
+            33,
+            129,
+            1536,
+            Act::Identity,
+            false,
+            Some(GemmKernel::SplitK),
+        ),
     ];
     for (m, n, k, act, residual, force) in cases {
         h.force_gemm(force);

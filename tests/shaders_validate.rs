@@ -22,6 +22,7 @@ fn preambles() -> Vec<(String, Preamble, DType)> {
 const KERNELS: &[(&str, &[Preamble])] = &[
     ("linear.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
     ("linear_tiled.wgsl", &[Preamble::Vec4]),
+    ("splitk_reduce.wgsl", &[Preamble::Scalar]),
     ("attention.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
     ("layernorm.wgsl", &[Preamble::Scalar]),
     ("embeddings.wgsl", &[Preamble::Scalar]),
@@ -91,10 +92,14 @@ fn every_kernel_parses_and_validates() {
         }
     }
     // f16 storage with an f32 output (the pre-LayerNorm sums).
-    for name in ["linear.wgsl", "linear_tiled.wgsl"] {
+    for (name, width) in [
+        ("linear.wgsl", Preamble::Vec4),
+        ("linear_tiled.wgsl", Preamble::Vec4),
+        ("splitk_reduce.wgsl", Preamble::Scalar),
+    ] {
         let kernel = read_shader(name);
-        let label = format!("{name} (vec4 f16 preamble, f32 output)");
-        let source = assemble_shader_with_output(Preamble::Vec4, DType::F16, DType::F32, &kernel);
+        let label = format!("{name} ({width:?} f16 preamble, f32 output)");
+        let source = assemble_shader_with_output(width, DType::F16, DType::F32, &kernel);
         if let Err(msg) = check(&label, &source) {
             failures.push(msg);
         }

@@ -9,9 +9,10 @@
 //! the CPU ([`Error::Input`]); every wgpu error becomes an [`Error`].
 
 use super::convert::{decode, encode, stored_bytes};
-use super::pipelines::{choose_gemm, GemmKernel, Kernel, Pipelines, Preamble};
+use super::pipelines::{choose_gemm, GemmKernel, Kernel, LinearVariant, Pipelines, Preamble};
+use super::plan::KernelKind;
 use super::plan::{
-    attention_grid, linear_dispatch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
+    attention_grid, linear_launch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
 };
 use super::GpuContext;
 use crate::error::{Error, Result};
@@ -26,6 +27,25 @@ pub const MAX_HEAD_DIM: usize = 128;
 struct Input<'a> {
     label: &'a str,
     bytes: Vec<u8>,
+}
+
+/// Where one binding of a harness dispatch comes from.
+enum Slot {
+    /// The n-th input.
+    Input(usize),
+    /// The output buffer.
+    Output,
+    /// The uniform parameters.
+    Params,
+    /// The split-k partial sums.
+    Scratch,
+}
+
+/// One dispatch of a harness run.
+struct HarnessLaunch<'k> {
+    kernel: &'k Kernel,
+    slots: Vec<Slot>,
+    grid: [u32; 3],
 }
 
 /// Compiled kernels on a device, run one dispatch at a time.
@@ -183,6 +203,11 @@ impl KernelHarness {
         if let Some(r) = residual {
             expect_len("linear residual (m, n)", r.len(), out_len)?;
         }
+        let choice = self
+            .gemm
+            .unwrap_or_else(|| choose_gemm(self.ctx.info.device_type, m, n, k, x_row_stride));
+        let out = self.linear_out.unwrap_or(self.pipes.dtype);
+        let launch = linear_launch(choice, out, m, n, k, x_row_stride);
         let p = LinearParams {
             m: as_u32(m, "linear m")?,
             n: as_u32(n, "linear n")?,
@@ -190,34 +215,62 @@ impl KernelHarness {
             x_row_stride: as_u32(x_row_stride, "linear x_row_stride")?,
             act: act.code(),
             has_residual: u32::from(residual.is_some()),
-            _pad: [0; 2],
+            k_chunk: as_u32(launch.k_chunk, "linear k_chunk")?,
+            splits: as_u32(launch.splits, "linear splits")?,
         };
         if out_len == 0 {
             return Ok(Vec::new());
         }
-        let choice = self
-            .gemm
-            .unwrap_or_else(|| choose_gemm(self.ctx.info.device_type, m, n, k, x_row_stride));
-        let out = self.linear_out.unwrap_or(self.pipes.dtype);
-        let (kind, grid) = linear_dispatch(choice, out, m, n, k, x_row_stride);
-        let kernel = self.pipes.get(kind);
         let dummy = [0.0f32; 4];
         let r = residual.unwrap_or(&dummy);
-        self.dispatch(
+        let inputs = [
+            self.stored("x", x)?,
+            self.stored("w", w)?,
+            Input {
+                label: "b",
+                bytes: encode(DType::F32, "b", b)?,
+            },
+            self.stored("residual", r)?,
+        ];
+        // Bindings as the runner makes them: x, w, b, r, y, params (+ the
+        // split-k partial sums for the tiled kernel); then, when split,
+        // the reduce pass over part, b, r, y, params.
+        let mut gemm_slots = vec![
+            Slot::Input(0),
+            Slot::Input(1),
+            Slot::Input(2),
+            Slot::Input(3),
+            Slot::Output,
+            Slot::Params,
+        ];
+        if matches!(launch.kind, KernelKind::Linear(LinearVariant::Tiled, _)) {
+            gemm_slots.push(Slot::Scratch);
+        }
+        let mut launches = vec![HarnessLaunch {
+            kernel: self.pipes.get(launch.kind),
+            slots: gemm_slots,
+            grid: launch.grid,
+        }];
+        if let Some((kind, grid)) = launch.reduce {
+            launches.push(HarnessLaunch {
+                kernel: self.pipes.get(kind),
+                slots: vec![
+                    Slot::Scratch,
+                    Slot::Input(2),
+                    Slot::Input(3),
+                    Slot::Output,
+                    Slot::Params,
+                ],
+                grid,
+            });
+        }
+        self.run_launches(
             "linear",
-            kernel,
-            &[
-                self.stored("x", x)?,
-                self.stored("w", w)?,
-                Input {
-                    label: "b",
-                    bytes: encode(DType::F32, "b", b)?,
-                },
-                self.stored("residual", r)?,
-            ],
+            &inputs,
             (out_len, out),
+            launch.partial_elems(m, n) as u64 * 4,
             bytemuck::bytes_of(&p),
-            grid,
+            &launches,
             reps,
         )
     }
@@ -461,16 +514,46 @@ impl KernelHarness {
         name: &str,
         kernel: &Kernel,
         inputs: &[Input<'_>],
-        (out_len, out_dtype): (usize, DType),
+        out: (usize, DType),
         params: &[u8],
         grid: [u32; 3],
         reps: u32,
     ) -> Result<Vec<f32>> {
+        let slots = (0..inputs.len())
+            .map(Slot::Input)
+            .chain([Slot::Output, Slot::Params])
+            .collect();
+        let launch = HarnessLaunch {
+            kernel,
+            slots,
+            grid,
+        };
+        self.run_launches(name, inputs, out, 0, params, &[launch], reps)
+    }
+
+    /// Uploads `inputs`, makes the output (`out_len` elements of `out_dtype`),
+    /// a scratch buffer of `scratch_bytes` and the uniform `params`, records
+    /// `launches` (each `reps` times, in order) in one pass and one submit,
+    /// and reads the output back.
+    #[allow(clippy::too_many_arguments)]
+    fn run_launches(
+        &self,
+        name: &str,
+        inputs: &[Input<'_>],
+        (out_len, out_dtype): (usize, DType),
+        scratch_bytes: u64,
+        params: &[u8],
+        launches: &[HarnessLaunch<'_>],
+        reps: u32,
+    ) -> Result<Vec<f32>> {
         let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
-        if grid.iter().any(|&g| g > max_groups) {
-            return Err(Error::Unsupported(format!(
-                "{name}: dispatch grid {grid:?} exceeds the device limit of {max_groups} workgroups per dimension"
-            )));
+        for l in launches {
+            if l.grid.iter().any(|&g| g > max_groups) {
+                return Err(Error::Unsupported(format!(
+                    "{name}: dispatch grid {:?} exceeds the device limit of {max_groups} workgroups per dimension",
+                    l.grid
+                )));
+            }
         }
         let padded = |bytes: u64| bytes.max(16).next_multiple_of(16);
         let out_bytes = stored_bytes(out_dtype, out_len);
@@ -479,10 +562,12 @@ impl KernelHarness {
                 .check_size(&format!("{name} {}", input.label), input.bytes.len() as u64)?;
         }
         self.ctx.check_size(&format!("{name} output"), out_bytes)?;
+        self.ctx
+            .check_size(&format!("{name} split-k partial sums"), scratch_bytes)?;
         let dev = &self.ctx.device;
         let queue = &self.ctx.queue;
         let (index, staging) = self.ctx.scoped(&format!("running {name}"), || {
-            let mut buffers = Vec::with_capacity(inputs.len() + 2);
+            let mut buffers = Vec::with_capacity(inputs.len());
             for input in inputs {
                 let buf = dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(input.label),
@@ -501,7 +586,12 @@ impl KernelHarness {
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            buffers.push(out);
+            let scratch = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("scratch"),
+                size: padded(scratch_bytes),
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
             let uniform = dev.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params"),
                 size: padded(params.len() as u64),
@@ -509,26 +599,36 @@ impl KernelHarness {
                 mapped_at_creation: false,
             });
             queue.write_buffer(&uniform, 0, params);
-            buffers.push(uniform);
             let staging = dev.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
                 size: padded(out_bytes),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let entries: Vec<wgpu::BindGroupEntry> = buffers
+            let groups: Vec<wgpu::BindGroup> = launches
                 .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
+                .map(|l| {
+                    let entries: Vec<wgpu::BindGroupEntry> = l
+                        .slots
+                        .iter()
+                        .enumerate()
+                        .map(|(i, slot)| wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource: match slot {
+                                Slot::Input(k) => buffers[*k].as_entire_binding(),
+                                Slot::Output => out.as_entire_binding(),
+                                Slot::Params => uniform.as_entire_binding(),
+                                Slot::Scratch => scratch.as_entire_binding(),
+                            },
+                        })
+                        .collect();
+                    dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(name),
+                        layout: &l.kernel.layout,
+                        entries: &entries,
+                    })
                 })
                 .collect();
-            let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(name),
-                layout: &kernel.layout,
-                entries: &entries,
-            });
             let mut encoder =
                 dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(name) });
             {
@@ -536,14 +636,15 @@ impl KernelHarness {
                     label: Some(name),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(&kernel.pipeline);
-                pass.set_bind_group(0, &bg, &[]);
                 for _ in 0..reps.max(1) {
-                    pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+                    for (l, bg) in launches.iter().zip(&groups) {
+                        pass.set_pipeline(&l.kernel.pipeline);
+                        pass.set_bind_group(0, bg, &[]);
+                        pass.dispatch_workgroups(l.grid[0], l.grid[1], l.grid[2]);
+                    }
                 }
             }
-            let out = &buffers[inputs.len()];
-            encoder.copy_buffer_to_buffer(out, 0, &staging, 0, out_bytes);
+            encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, out_bytes);
             (queue.submit(Some(encoder.finish())), staging)
         })?;
         self.read_back(name, &staging, out_bytes, (out_len, out_dtype), index)

@@ -63,11 +63,39 @@ pub enum GemmKernel {
     /// 8 × 8 outputs per invocation (needs k and the row stride to be
     /// multiples of 4).
     Tiled,
+    /// `linear_tiled.wgsl` with k split across workgroups, then
+    /// `splitk_reduce.wgsl` (bias, activation, residual): more workgroups
+    /// for small m (see [`splitk_splits`]). Opt-in (`BERT_WGPU_GEMM=splitk`)
+    /// until measured on a real GPU.
+    SplitK,
+}
+
+/// Workgroups split-k aims for (an H200 has 132 SMs).
+const SPLITK_TARGET_GROUPS: usize = 128;
+
+/// (splits, k_chunk) of a split-k (m, n, k) GEMM: enough splits for
+/// [`SPLITK_TARGET_GROUPS`] workgroups over the 128 × 128 tiles, each split
+/// at least 128 deep; k_chunk a multiple of the kernel's BK = 16.
+/// `BERT_WGPU_SPLITK=N` forces N splits (for measuring).
+pub fn splitk_splits(m: usize, n: usize, k: usize) -> (usize, usize) {
+    let tiles = m.div_ceil(128) * n.div_ceil(128);
+    let forced = std::env::var("BERT_WGPU_SPLITK")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&v| v >= 1);
+    let want = forced.unwrap_or_else(|| {
+        SPLITK_TARGET_GROUPS
+            .div_ceil(tiles.max(1))
+            .min((k / 128).max(1))
+    });
+    let k_chunk = k.div_ceil(want.max(1)).next_multiple_of(16).max(16);
+    (k.div_ceil(k_chunk).max(1), k_chunk)
 }
 
 /// Picks the GEMM kernel for an (m, n, k) linear whose input rows are
-/// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|auto` overrides the
-/// adapter-based default (tiled on hardware GPUs, register on CPU adapters).
+/// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|splitk|auto`
+/// overrides the adapter-based default (tiled on hardware GPUs, register on
+/// CPU adapters).
 pub fn choose_gemm(
     device_type: wgpu::DeviceType,
     m: usize,
@@ -79,11 +107,14 @@ pub fn choose_gemm(
     let mode = std::env::var("BERT_WGPU_GEMM").unwrap_or_default();
     let tiled = match mode.as_str() {
         "register" => false,
-        "tiled" => true,
+        "tiled" | "splitk" => true,
         _ => device_type != wgpu::DeviceType::Cpu,
     };
     if !tiled || !vec4 {
         return GemmKernel::Register;
+    }
+    if mode == "splitk" {
+        return GemmKernel::SplitK;
     }
     // 128 × 128 tiles only pay when there are enough of them to fill the
     // device; small GEMMs (batch 1) keep the finer-grained register kernel.
@@ -122,9 +153,11 @@ pub enum LinearVariant {
     Scalar,
     /// `linear_tiled.wgsl`.
     Tiled,
+    /// `splitk_reduce.wgsl`.
+    SplitKReduce,
 }
 
-/// The three `linear` pipelines for one output type.
+/// The `linear` pipelines for one output type.
 pub struct LinearKernels {
     /// `linear.wgsl`, vec4 loads.
     pub vec4: Kernel,
@@ -132,6 +165,8 @@ pub struct LinearKernels {
     pub scalar: Kernel,
     /// `linear_tiled.wgsl`.
     pub tiled: Kernel,
+    /// `splitk_reduce.wgsl`.
+    pub splitk_reduce: Kernel,
 }
 
 impl LinearKernels {
@@ -154,12 +189,21 @@ impl LinearKernels {
                 4,
                 &lin,
             ),
-            tiled: kernel(
+            // Binding 6 after the uniform: the split-k partial sums.
+            tiled: kernel_with(
                 ctx,
                 "linear_tiled",
                 &src(Preamble::Vec4, kernels::linear::WGSL_TILED),
                 4,
+                true,
                 &[],
+            ),
+            splitk_reduce: kernel(
+                ctx,
+                "splitk_reduce",
+                &src(Preamble::Scalar, kernels::linear::WGSL_SPLITK_REDUCE),
+                3,
+                &[("WG", SPLITK_REDUCE_WG as f64)],
             ),
         }
     }
@@ -170,6 +214,7 @@ impl LinearKernels {
             LinearVariant::Vec4 => &self.vec4,
             LinearVariant::Scalar => &self.scalar,
             LinearVariant::Tiled => &self.tiled,
+            LinearVariant::SplitKReduce => &self.splitk_reduce,
         }
     }
 }
@@ -220,6 +265,8 @@ pub fn linear_wg() -> (u32, u32) {
             .unwrap_or(LINEAR_WG)
     })
 }
+/// Workgroup size of `splitk_reduce.wgsl` (outputs per workgroup).
+pub const SPLITK_REDUCE_WG: u32 = 256;
 /// Workgroup size of `attention.wgsl` (queries per workgroup).
 pub const ATTENTION_WG: u32 = 64;
 /// Workgroup size of the row kernels (layernorm, embeddings).
@@ -260,10 +307,26 @@ fn kernel(
     reads: u32,
     constants: &[(&str, f64)],
 ) -> Kernel {
+    kernel_with(ctx, name, source, reads, false, constants)
+}
+
+/// [`kernel`], with one more read-write storage buffer after the uniform
+/// when `trailing_rw`.
+fn kernel_with(
+    ctx: &GpuContext,
+    name: &str,
+    source: &str,
+    reads: u32,
+    trailing_rw: bool,
+    constants: &[(&str, f64)],
+) -> Kernel {
     let device = &ctx.device;
     let mut entries: Vec<_> = (0..reads).map(|b| storage(b, true)).collect();
     entries.push(storage(reads, false));
     entries.push(uniform(reads + 1));
+    if trailing_rw {
+        entries.push(storage(reads + 2, false));
+    }
     let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(name),
         entries: &entries,

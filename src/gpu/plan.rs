@@ -12,7 +12,8 @@ use wgpu::util::DeviceExt;
 
 use super::convert::stored_bytes;
 use super::pipelines::{
-    choose_gemm, linear_wg, GemmKernel, Kernel, LinearVariant, Pipelines, Preamble, ATTENTION_WG,
+    choose_gemm, linear_wg, splitk_splits, GemmKernel, Kernel, LinearVariant, Pipelines, Preamble,
+    ATTENTION_WG, SPLITK_REDUCE_WG,
 };
 use super::runner::GpuExecutor;
 use crate::error::{Error, Result};
@@ -28,7 +29,10 @@ pub(crate) struct LinearParams {
     pub(crate) x_row_stride: u32,
     pub(crate) act: u32,
     pub(crate) has_residual: u32,
-    pub(crate) _pad: [u32; 2],
+    /// Split-k: k per split (a multiple of 16; ≥ k when not split).
+    pub(crate) k_chunk: u32,
+    /// Split-k: number of k splits (1 = not split).
+    pub(crate) splits: u32,
 }
 
 #[repr(C)]
@@ -88,7 +92,7 @@ pub(super) enum StepWeights {
 /// Which `linear` pipeline: the load width / tiling, and whether the output
 /// is f32 whatever the storage type (the pre-LayerNorm sums, see
 /// [`Pipelines::linear_for`]).
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum KernelKind {
     Linear(LinearVariant, DType),
     AttentionVec4,
@@ -112,15 +116,40 @@ pub(super) fn tensor_dtypes(g: &Graph, storage: DType) -> Vec<DType> {
     out
 }
 
+/// One recorded dispatch of a plan.
+pub(super) struct Dispatch {
+    /// Index of the graph step it belongs to.
+    pub(super) step: usize,
+    pub(super) kind: KernelKind,
+    pub(super) bind_group: wgpu::BindGroup,
+    pub(super) grid: [u32; 3],
+}
+
+/// A binding of one launch: a buffer, or the step's uniform parameters.
+enum Bind<'a> {
+    Buf(&'a wgpu::Buffer),
+    Params,
+}
+
+/// One dispatch of a step, before its bind group exists.
+struct Launch<'a> {
+    kind: KernelKind,
+    binds: Vec<Bind<'a>>,
+    grid: [u32; 3],
+}
+
 /// Everything that depends on the batch shape.
 pub(super) struct Plan {
     pub(super) ids: wgpu::Buffer,
     pub(super) types: wgpu::Buffer,
     pub(super) mask: wgpu::Buffer,
     pub(super) tensors: Vec<wgpu::Buffer>,
-    pub(super) dispatches: Vec<(KernelKind, wgpu::BindGroup, [u32; 3])>,
+    /// (graph step, pipeline, bind group, grid) in order; a split-k linear
+    /// step has two.
+    pub(super) dispatches: Vec<Dispatch>,
     pub(super) staging: wgpu::Buffer,
     pub(super) _uniforms: Vec<wgpu::Buffer>,
+    pub(super) _scratch: wgpu::Buffer,
     /// Bytes of every buffer above.
     pub(super) bytes: u64,
 }
@@ -165,32 +194,86 @@ pub(crate) fn row_grid(rows: usize) -> [u32; 3] {
     [x as u32, ceil_div(rows, x), 1]
 }
 
-/// The pipeline kind and grid of a linear layer with output type `out`: the
-/// register-blocked kernel (vec4 or scalar loads) or the tiled one, as
+/// How a linear layer runs: one dispatch, or for split-k two (the tiled
+/// kernel writing partial sums, then `splitk_reduce.wgsl`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinearLaunch {
+    /// The GEMM pipeline and its grid.
+    pub(crate) kind: KernelKind,
+    pub(crate) grid: [u32; 3],
+    /// k per split and the number of splits (`LinearParams` fields).
+    pub(crate) k_chunk: usize,
+    pub(crate) splits: usize,
+    /// The reduce pass, when split.
+    pub(crate) reduce: Option<(KernelKind, [u32; 3])>,
+}
+
+impl LinearLaunch {
+    /// f32 elements of the partial-sum buffer it needs (0 when not split).
+    pub(crate) fn partial_elems(&self, m: usize, n: usize) -> usize {
+        if self.reduce.is_some() {
+            self.splits * m * n
+        } else {
+            0
+        }
+    }
+}
+
+/// The launch of a linear layer with output type `out`: the register-blocked
+/// kernel (vec4 or scalar loads), the tiled one, or tiled + split-k, as
 /// [`choose_gemm`] decided (`choice`; the tiled kernel needs vec4 loads).
-pub(crate) fn linear_dispatch(
+pub(crate) fn linear_launch(
     choice: GemmKernel,
     out: DType,
     m: usize,
     n: usize,
     k: usize,
     stride: usize,
-) -> (KernelKind, [u32; 3]) {
+) -> LinearLaunch {
     let vec4 = Preamble::for_lengths(&[k, stride]) == Preamble::Vec4;
+    let unsplit = |kind, grid| LinearLaunch {
+        kind,
+        grid,
+        k_chunk: k.next_multiple_of(16).max(16),
+        splits: 1,
+        reduce: None,
+    };
+    let tiles = |z| [ceil_div(n, 128), ceil_div(m, 128), z];
     match (choice, vec4) {
-        (GemmKernel::Tiled, true) => (
-            KernelKind::Linear(LinearVariant::Tiled, out),
-            [ceil_div(n, 128), ceil_div(m, 128), 1],
-        ),
-        (_, true) => (
+        (GemmKernel::SplitK, true) => {
+            let (splits, k_chunk) = splitk_splits(m, n, k);
+            if splits <= 1 {
+                return unsplit(KernelKind::Linear(LinearVariant::Tiled, out), tiles(1));
+            }
+            LinearLaunch {
+                kind: KernelKind::Linear(LinearVariant::Tiled, out),
+                grid: tiles(splits as u32),
+                k_chunk,
+                splits,
+                reduce: Some((
+                    KernelKind::Linear(LinearVariant::SplitKReduce, out),
+                    element_grid(m * n, SPLITK_REDUCE_WG as usize),
+                )),
+            }
+        }
+        (GemmKernel::Tiled, true) => {
+            unsplit(KernelKind::Linear(LinearVariant::Tiled, out), tiles(1))
+        }
+        (_, true) => unsplit(
             KernelKind::Linear(LinearVariant::Vec4, out),
             linear_grid(m, n),
         ),
-        (_, false) => (
+        (_, false) => unsplit(
             KernelKind::Linear(LinearVariant::Scalar, out),
             linear_grid(m, n),
         ),
     }
+}
+
+/// Grid for one invocation per element in workgroups of `wg`, folding
+/// workgroups past 65535 into y.
+pub(crate) fn element_grid(elems: usize, wg: usize) -> [u32; 3] {
+    row_grid(elems.div_ceil(wg))
 }
 
 /// Grid of `linear.wgsl` for an (m, n) output: one 4×4 block per invocation.
@@ -268,15 +351,60 @@ impl GpuExecutor {
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
+                // Linear launches first: split-k steps share one scratch
+                // buffer for their partial sums (sized for the largest).
+                let linear: Vec<Option<(LinearParams, LinearLaunch)>> = g
+                    .steps
+                    .iter()
+                    .zip(&self.weights)
+                    .map(|(step, sw)| match (&step.op, sw) {
+                        (
+                            Op::Linear {
+                                x,
+                                cls_only,
+                                act,
+                                residual,
+                                out,
+                                ..
+                            },
+                            StepWeights::Linear { n, .. },
+                        ) => {
+                            let k = g.tensors[x.0].cols;
+                            let m = g.rows(*out, n_seq, seq);
+                            let stride = if *cls_only { seq * k } else { k };
+                            let choice = choose_gemm(self.ctx.info.device_type, m, *n, k, stride);
+                            let launch =
+                                linear_launch(choice, tensor_dtype[out.0], m, *n, k, stride);
+                            let p = LinearParams {
+                                m: m as u32,
+                                n: *n as u32,
+                                k: k as u32,
+                                x_row_stride: stride as u32,
+                                act: act.code(),
+                                has_residual: u32::from(residual.is_some()),
+                                k_chunk: launch.k_chunk as u32,
+                                splits: launch.splits as u32,
+                            };
+                            Some((p, launch))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let scratch_elems = linear
+                    .iter()
+                    .flatten()
+                    .map(|(p, l)| l.partial_elems(p.m as usize, p.n as usize))
+                    .max()
+                    .unwrap_or(0);
+                let scratch = storage(
+                    "split-k partial sums",
+                    scratch_elems as u64 * 4,
+                    wgpu::BufferUsages::empty(),
+                )?;
                 let mut uniforms = Vec::new();
                 let mut dispatches = Vec::new();
-                for (step, sw) in g.steps.iter().zip(&self.weights) {
-                    let (kind, params, buffers, grid): (
-                        KernelKind,
-                        Vec<u8>,
-                        Vec<&wgpu::Buffer>,
-                        [u32; 3],
-                    ) = match (&step.op, sw) {
+                for (si, (step, sw)) in g.steps.iter().zip(&self.weights).enumerate() {
+                    let (params, launches): (Vec<u8>, Vec<Launch>) = match (&step.op, sw) {
                         (
                             Op::Embeddings { out },
                             StepWeights::Embeddings {
@@ -297,55 +425,67 @@ impl GpuExecutor {
                                 type_vocab: self.cfg.type_vocab_size as u32,
                                 _pad: 0,
                             };
+                            let binds = [
+                                &ids,
+                                &types,
+                                word,
+                                position,
+                                token_type,
+                                gamma,
+                                beta,
+                                &tensors[out.0],
+                            ];
                             (
-                                KernelKind::Embeddings,
                                 bytemuck::bytes_of(&p).to_vec(),
-                                vec![
-                                    &ids,
-                                    &types,
-                                    word,
-                                    position,
-                                    token_type,
-                                    gamma,
-                                    beta,
-                                    &tensors[out.0],
-                                ],
-                                row_grid(tokens),
+                                vec![Launch {
+                                    kind: KernelKind::Embeddings,
+                                    binds: buffers_then_params(&binds),
+                                    grid: row_grid(tokens),
+                                }],
                             )
                         }
                         (
                             Op::Linear {
-                                x,
-                                cls_only,
-                                act,
-                                residual,
-                                out,
-                                ..
+                                x, residual, out, ..
                             },
-                            StepWeights::Linear { weight, bias, n },
+                            StepWeights::Linear { weight, bias, .. },
                         ) => {
-                            let k = g.tensors[x.0].cols;
-                            let m = g.rows(*out, n_seq, seq);
-                            let stride = if *cls_only { seq * k } else { k };
-                            let p = LinearParams {
-                                m: m as u32,
-                                n: *n as u32,
-                                k: k as u32,
-                                x_row_stride: stride as u32,
-                                act: act.code(),
-                                has_residual: u32::from(residual.is_some()),
-                                _pad: [0; 2],
+                            let Some((p, launch)) = linear[si] else {
+                                return Err(internal(&step.module));
                             };
-                            let choice = choose_gemm(self.ctx.info.device_type, m, *n, k, stride);
-                            let (kind, grid) =
-                                linear_dispatch(choice, tensor_dtype[out.0], m, *n, k, stride);
                             let r = residual.map_or(&self.dummy, |r| &tensors[r.0]);
-                            (
-                                kind,
-                                bytemuck::bytes_of(&p).to_vec(),
-                                vec![&tensors[x.0], weight, bias, r, &tensors[out.0]],
-                                grid,
-                            )
+                            let y = &tensors[out.0];
+                            let part = if launch.reduce.is_some() {
+                                &scratch
+                            } else {
+                                &self.dummy
+                            };
+                            let mut launches = vec![Launch {
+                                kind: launch.kind,
+                                binds: match launch.kind {
+                                    KernelKind::Linear(LinearVariant::Tiled, _) => {
+                                        let mut b = buffers_then_params(&[
+                                            &tensors[x.0],
+                                            weight,
+                                            bias,
+                                            r,
+                                            y,
+                                        ]);
+                                        b.push(Bind::Buf(part));
+                                        b
+                                    }
+                                    _ => buffers_then_params(&[&tensors[x.0], weight, bias, r, y]),
+                                },
+                                grid: launch.grid,
+                            }];
+                            if let Some((kind, grid)) = launch.reduce {
+                                launches.push(Launch {
+                                    kind,
+                                    binds: buffers_then_params(&[&scratch, bias, r, y]),
+                                    grid,
+                                });
+                            }
+                            (bytemuck::bytes_of(&p).to_vec(), launches)
                         }
                         (Op::Attention { qkv, out, heads }, StepWeights::Attention) => {
                             let d = g.hidden / heads;
@@ -361,12 +501,17 @@ impl GpuExecutor {
                                 Preamble::Vec4 => KernelKind::AttentionVec4,
                                 Preamble::Scalar => KernelKind::AttentionScalar,
                             };
-                            let grid = attention_grid(n_seq, seq, *heads);
                             (
-                                kind,
                                 bytemuck::bytes_of(&p).to_vec(),
-                                vec![&tensors[qkv.0], &mask, &tensors[out.0]],
-                                grid,
+                                vec![Launch {
+                                    kind,
+                                    binds: buffers_then_params(&[
+                                        &tensors[qkv.0],
+                                        &mask,
+                                        &tensors[out.0],
+                                    ]),
+                                    grid: attention_grid(n_seq, seq, *heads),
+                                }],
                             )
                         }
                         (Op::LayerNorm { x, out, eps }, StepWeights::LayerNorm { gamma, beta }) => {
@@ -378,45 +523,55 @@ impl GpuExecutor {
                                 has_residual: 0,
                             };
                             (
-                                KernelKind::LayerNorm,
                                 bytemuck::bytes_of(&p).to_vec(),
-                                vec![&tensors[x.0], &self.dummy, gamma, beta, &tensors[out.0]],
-                                row_grid(rows),
+                                vec![Launch {
+                                    kind: KernelKind::LayerNorm,
+                                    binds: buffers_then_params(&[
+                                        &tensors[x.0],
+                                        &self.dummy,
+                                        gamma,
+                                        beta,
+                                        &tensors[out.0],
+                                    ]),
+                                    grid: row_grid(rows),
+                                }],
                             )
                         }
-                        _ => {
-                            return Err(Error::Gpu {
-                                context: step.module.clone(),
-                                message: "internal: step and weights disagree".into(),
-                            })
-                        }
+                        _ => return Err(internal(&step.module)),
                     };
                     let ubuf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some(&step.module),
                         contents: &params,
                         usage: wgpu::BufferUsages::UNIFORM,
                     });
-                    let mut entries: Vec<wgpu::BindGroupEntry> = buffers
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| wgpu::BindGroupEntry {
-                            binding: i as u32,
-                            resource: b.as_entire_binding(),
-                        })
-                        .collect();
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: buffers.len() as u32,
-                        resource: ubuf.as_entire_binding(),
-                    });
-                    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(&step.module),
-                        layout: &self.pipes.get(kind).layout,
-                        entries: &entries,
-                    });
+                    for launch in launches {
+                        let entries: Vec<wgpu::BindGroupEntry> = launch
+                            .binds
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| wgpu::BindGroupEntry {
+                                binding: i as u32,
+                                resource: match b {
+                                    Bind::Buf(buf) => buf.as_entire_binding(),
+                                    Bind::Params => ubuf.as_entire_binding(),
+                                },
+                            })
+                            .collect();
+                        let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: Some(&step.module),
+                            layout: &self.pipes.get(launch.kind).layout,
+                            entries: &entries,
+                        });
+                        dispatches.push(Dispatch {
+                            step: si,
+                            kind: launch.kind,
+                            bind_group,
+                            grid: launch.grid,
+                        });
+                    }
                     uniforms.push(ubuf);
-                    dispatches.push((kind, bg, grid));
                 }
-                let bytes = [&ids, &types, &mask, &staging]
+                let bytes = [&ids, &types, &mask, &staging, &scratch]
                     .into_iter()
                     .chain(&tensors)
                     .chain(&uniforms)
@@ -430,8 +585,24 @@ impl GpuExecutor {
                     dispatches,
                     staging,
                     _uniforms: uniforms,
+                    _scratch: scratch,
                     bytes,
                 })
             })?
+    }
+}
+
+/// Buffers bound 0.. in order, then the uniform.
+fn buffers_then_params<'a>(bufs: &[&'a wgpu::Buffer]) -> Vec<Bind<'a>> {
+    bufs.iter()
+        .map(|b| Bind::Buf(b))
+        .chain(std::iter::once(Bind::Params))
+        .collect()
+}
+
+fn internal(module: &str) -> Error {
+    Error::Gpu {
+        context: module.to_string(),
+        message: "internal: step and weights disagree".into(),
     }
 }

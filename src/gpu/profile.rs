@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::inputs::Encoding;
 use crate::kernels;
 
-/// One step's GPU time from timestamp queries.
+/// One dispatch's GPU time from timestamp queries.
 #[derive(Debug, Clone)]
 pub struct StepTime {
     /// HF module the step implements.
@@ -17,7 +17,8 @@ pub struct StepTime {
 }
 
 impl GpuExecutor {
-    /// Per-step GPU times of one forward, from timestamp queries written
+    /// GPU time of every dispatch of one forward (a split-k linear step has
+    /// two, both under its module), from timestamp queries written
     /// between dispatches (needs `TIMESTAMP_QUERY_INSIDE_PASSES`). A profiling
     /// run reads back the timestamps, so it is separate from [`Self::run`].
     pub fn profile(&self, enc: &Encoding) -> Result<Vec<StepTime>> {
@@ -69,11 +70,12 @@ impl GpuExecutor {
                     label: Some("bert profile"),
                     timestamp_writes: None,
                 });
-                for (i, (kind, bg, [x, y, z])) in plan.dispatches.iter().enumerate() {
+                for (i, d) in plan.dispatches.iter().enumerate() {
+                    let [x, y, z] = d.grid;
                     pass.write_timestamp(&set, i as u32);
-                    pass.set_pipeline(&self.pipes.get(*kind).pipeline);
-                    pass.set_bind_group(0, bg, &[]);
-                    pass.dispatch_workgroups(*x, *y, *z);
+                    pass.set_pipeline(&self.pipes.get(d.kind).pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    pass.dispatch_workgroups(x, y, z);
                 }
                 pass.write_timestamp(&set, count - 1);
             }
@@ -91,15 +93,13 @@ impl GpuExecutor {
                         .collect()
                 })?;
         let period_ns = self.ctx.queue.get_timestamp_period() as f64;
-        Ok(self
-            .graph
-            .steps
+        Ok(plan
+            .dispatches
             .iter()
-            .zip(&plan.dispatches)
             .enumerate()
-            .map(|(i, (step, (kind, _, _)))| StepTime {
-                module: step.module.clone(),
-                kernel: kind.family(),
+            .map(|(i, d)| StepTime {
+                module: self.graph.steps[d.step].module.clone(),
+                kernel: d.kind.family(),
                 ms: ticks[i + 1].saturating_sub(ticks[i]) as f64 * period_ns / 1e6,
             })
             .collect())

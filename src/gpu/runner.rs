@@ -273,10 +273,11 @@ impl GpuExecutor {
                     label: Some("bert"),
                     timestamp_writes: None,
                 });
-                for (kind, bg, [x, y, z]) in &plan.dispatches {
-                    pass.set_pipeline(&self.pipes.get(*kind).pipeline);
-                    pass.set_bind_group(0, bg, &[]);
-                    pass.dispatch_workgroups(*x, *y, *z);
+                for d in &plan.dispatches {
+                    let [x, y, z] = d.grid;
+                    pass.set_pipeline(&self.pipes.get(d.kind).pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    pass.dispatch_workgroups(x, y, z);
                 }
             }
             let mut off = 0u64;

@@ -19,6 +19,10 @@ pub const WGSL: &str = include_str!("../../shaders/linear.wgsl");
 /// The workgroup-memory tiled variant for real GPUs (same contract).
 pub const WGSL_TILED: &str = include_str!("../../shaders/linear_tiled.wgsl");
 
+/// The WGSL source of the split-k second pass (sum of the splits, then the
+/// epilogue); its twin is the whole of [`linear`].
+pub const WGSL_SPLITK_REDUCE: &str = include_str!("../../shaders/splitk_reduce.wgsl");
+
 /// Shapes and options of one linear call.
 #[derive(Debug, Clone, Copy)]
 pub struct LinearShape {

@@ -13,6 +13,7 @@ pub mod softmax;
 pub const SHADERS: &[(&str, &str)] = &[
     ("linear.wgsl", linear::WGSL),
     ("linear_tiled.wgsl", linear::WGSL_TILED),
+    ("splitk_reduce.wgsl", linear::WGSL_SPLITK_REDUCE),
     ("attention.wgsl", attention::WGSL),
     ("layernorm.wgsl", layernorm::WGSL),
     ("embeddings.wgsl", embeddings::WGSL),
