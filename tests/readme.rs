@@ -170,3 +170,55 @@ fn every_readme_example_prints_what_the_readme_shows() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     println!("{} README examples ran as printed", examples.len());
 }
+
+/// The main job of "The two commands": `embed "I love this movie!"` with no
+/// `--model` finds the folder scripts/fetch_minilm.sh writes and prints the
+/// embedding the README's embed example shows.
+#[test]
+fn the_main_job_uses_the_fetched_model_by_default() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(
+            r#"scripts/fetch_minilm.sh && cargo run --release -- embed "I love this movie!""#
+        ),
+        "README's first command changed; update this test"
+    );
+    let example = examples(&readme)
+        .into_iter()
+        .find(|e| e.args.first().is_some_and(|a| a == "embed"))
+        .expect("README has an embed example");
+    // fetch_minilm.sh writes $BERT_WGPU_CACHE/all-MiniLM-L6-v2: make such a
+    // cache wherever the tests found the model.
+    let minilm = common::minilm_dir();
+    let cache = std::env::temp_dir().join(format!("bert-wgpu-readme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    std::fs::create_dir_all(&cache).unwrap();
+    let link = cache.join("all-MiniLM-L6-v2");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&minilm, &link).unwrap();
+    #[cfg(not(unix))]
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::create_dir_all(&link).unwrap();
+        std::fs::copy(minilm.join(f), link.join(f)).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_bert-wgpu"))
+        .current_dir(root)
+        .env_remove("RUST_LOG")
+        .env_remove("BERT_WGPU_MODEL")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("BERT_WGPU_CACHE", &cache)
+        .args(["embed", "I love this movie!"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    assert_eq!(got, example.output);
+}
