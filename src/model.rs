@@ -166,6 +166,7 @@ impl Model {
             Some(p) => Some(BertTokenizer::from_file(p, &config)?),
             None => None,
         };
+        let started = std::time::Instant::now();
         let ckpt = Checkpoint::open(&files.weights)?;
         let head = opts
             .head
@@ -173,6 +174,10 @@ impl Model {
         let has_pooler = ckpt.contains("pooler.dense.weight") || head.needs_pooler();
         let graph = Graph::bert(&config, head, has_pooler);
         let weights = Weights::load(&graph, &ckpt, config.layer_norm_eps)?;
+        log::info!(
+            "read and decoded the checkpoint in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         Self::from_parts(config, graph, weights, tokenizer, opts)
     }
 

@@ -9,8 +9,8 @@
 //! the CPU ([`Error::Input`]); every wgpu error becomes an [`Error`].
 
 use super::convert::{decode, encode, stored_bytes};
+use super::pipelines::KernelKind;
 use super::pipelines::{choose_gemm, GemmKernel, Kernel, LinearVariant, Pipelines, Preamble};
-use super::plan::KernelKind;
 use super::plan::{
     attention_grid, linear_launch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
 };
@@ -247,13 +247,13 @@ impl KernelHarness {
             gemm_slots.push(Slot::Scratch);
         }
         let mut launches = vec![HarnessLaunch {
-            kernel: self.pipes.get(launch.kind),
+            kernel: self.pipes.get(&self.ctx, launch.kind)?,
             slots: gemm_slots,
             grid: launch.grid,
         }];
         if let Some((kind, grid)) = launch.reduce {
             launches.push(HarnessLaunch {
-                kernel: self.pipes.get(kind),
+                kernel: self.pipes.get(&self.ctx, kind)?,
                 slots: vec![
                     Slot::Scratch,
                     Slot::Input(2),
@@ -320,8 +320,8 @@ impl KernelHarness {
             return Ok(Vec::new());
         }
         let kernel = match Preamble::for_lengths(&[d]) {
-            Preamble::Vec4 => &self.pipes.attention_vec4,
-            Preamble::Scalar => &self.pipes.attention_scalar,
+            Preamble::Vec4 => self.pipes.get(&self.ctx, KernelKind::AttentionVec4)?,
+            Preamble::Scalar => self.pipes.get(&self.ctx, KernelKind::AttentionScalar)?,
         };
         self.dispatch(
             "attention",
@@ -379,7 +379,7 @@ impl KernelHarness {
         let r = residual.unwrap_or(&dummy);
         self.dispatch(
             "layer_norm",
-            &self.pipes.layernorm,
+            self.pipes.get(&self.ctx, KernelKind::LayerNorm)?,
             &[
                 Input {
                     label: "x",
@@ -476,7 +476,7 @@ impl KernelHarness {
         }
         self.dispatch(
             "embeddings",
-            &self.pipes.embeddings,
+            self.pipes.get(&self.ctx, KernelKind::Embeddings)?,
             &[
                 Input {
                     label: "ids",

@@ -13,7 +13,7 @@ pub use context::{list_adapters, AdapterReport, GpuContext};
 pub use convert::{decode, encode, stored_bytes};
 pub use harness::KernelHarness;
 pub use pipelines::{
-    assemble_shader, assemble_shader_with_output, choose_gemm, GemmKernel, LinearKernels,
+    assemble_shader, assemble_shader_with_output, choose_gemm, GemmKernel, KernelKind,
     LinearVariant, Preamble,
 };
 pub use profile::StepTime;

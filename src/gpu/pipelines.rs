@@ -157,64 +157,54 @@ pub enum LinearVariant {
     SplitKReduce,
 }
 
-/// The `linear` pipelines for one output type.
-pub struct LinearKernels {
-    /// `linear.wgsl`, vec4 loads.
-    pub vec4: Kernel,
-    /// `linear.wgsl`, scalar loads.
-    pub scalar: Kernel,
-    /// `linear_tiled.wgsl`.
-    pub tiled: Kernel,
-    /// `splitk_reduce.wgsl`.
-    pub splitk_reduce: Kernel,
+/// A pipeline's identity: the kernel, its load width or tiling, and for
+/// `linear` its output type (f32 for the pre-LayerNorm sums under f16
+/// storage, see `plan::tensor_dtypes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelKind {
+    /// A `linear` variant writing `DType` output.
+    Linear(LinearVariant, DType),
+    /// `attention.wgsl`, vec4 loads.
+    AttentionVec4,
+    /// `attention.wgsl`, scalar loads.
+    AttentionScalar,
+    /// `layernorm.wgsl`.
+    LayerNorm,
+    /// `embeddings.wgsl`.
+    Embeddings,
 }
 
-impl LinearKernels {
-    fn new(ctx: &GpuContext, dtype: DType, out: DType) -> Self {
-        let (wx, wy) = (linear_wg().0 as f64, linear_wg().1 as f64);
-        let lin = [("WG_X", wx), ("WG_Y", wy)];
-        let src = |p, k| assemble_shader_with_output(p, dtype, out, k);
-        LinearKernels {
-            vec4: kernel(
-                ctx,
-                "linear_vec4",
-                &src(Preamble::Vec4, kernels::linear::WGSL),
-                4,
-                &lin,
-            ),
-            scalar: kernel(
-                ctx,
-                "linear_scalar",
-                &src(Preamble::Scalar, kernels::linear::WGSL),
-                4,
-                &lin,
-            ),
-            // Binding 6 after the uniform: the split-k partial sums.
-            tiled: kernel_with(
-                ctx,
-                "linear_tiled",
-                &src(Preamble::Vec4, kernels::linear::WGSL_TILED),
-                4,
-                true,
-                &[],
-            ),
-            splitk_reduce: kernel(
-                ctx,
-                "splitk_reduce",
-                &src(Preamble::Scalar, kernels::linear::WGSL_SPLITK_REDUCE),
-                3,
-                &[("WG", SPLITK_REDUCE_WG as f64)],
-            ),
+/// Pipeline slots: 4 linear variants × 2 output types, then the others.
+const SLOTS: usize = 12;
+
+impl KernelKind {
+    /// Kernel family for profiles: linear, attention, layernorm, embeddings.
+    pub fn family(self) -> &'static str {
+        match self {
+            KernelKind::Linear(..) => "linear",
+            KernelKind::AttentionVec4 | KernelKind::AttentionScalar => "attention",
+            KernelKind::LayerNorm => "layernorm",
+            KernelKind::Embeddings => "embeddings",
         }
     }
 
-    /// The pipeline of `v`.
-    pub fn get(&self, v: LinearVariant) -> &Kernel {
-        match v {
-            LinearVariant::Vec4 => &self.vec4,
-            LinearVariant::Scalar => &self.scalar,
-            LinearVariant::Tiled => &self.tiled,
-            LinearVariant::SplitKReduce => &self.splitk_reduce,
+    /// Its slot in [`Pipelines`] for storage type `dtype` (an f32 output
+    /// under f32 storage is the storage-type pipeline).
+    fn slot(self, dtype: DType) -> usize {
+        match self {
+            KernelKind::Linear(v, out) => {
+                let v = match v {
+                    LinearVariant::Vec4 => 0,
+                    LinearVariant::Scalar => 1,
+                    LinearVariant::Tiled => 2,
+                    LinearVariant::SplitKReduce => 3,
+                };
+                v + if out != dtype { 4 } else { 0 }
+            }
+            KernelKind::AttentionVec4 => 8,
+            KernelKind::AttentionScalar => 9,
+            KernelKind::LayerNorm => 10,
+            KernelKind::Embeddings => 11,
         }
     }
 }
@@ -227,23 +217,14 @@ pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
 }
 
-/// Every pipeline the runner dispatches, for one storage type.
+/// Every pipeline the runner dispatches, for one storage type, each
+/// compiled on first use and then kept: a model compiles only the variants
+/// its shapes need (on lavapipe, 4 of the 8 f32 pipelines for
+/// all-MiniLM-L6-v2, about half of the load time they used to take).
 pub struct Pipelines {
     /// Storage type of activations and weight matrices.
     pub dtype: DType,
-    /// `linear` with output in the storage type.
-    pub linear: LinearKernels,
-    /// `linear` with f32 output under f16 storage (None for f32 storage,
-    /// where `linear` already writes f32).
-    pub linear_f32_out: Option<LinearKernels>,
-    /// `attention.wgsl`, vec4 loads.
-    pub attention_vec4: Kernel,
-    /// `attention.wgsl`, scalar loads.
-    pub attention_scalar: Kernel,
-    /// `layernorm.wgsl`.
-    pub layernorm: Kernel,
-    /// `embeddings.wgsl`.
-    pub embeddings: Kernel,
+    slots: [std::sync::OnceLock<Kernel>; SLOTS],
 }
 
 /// Workgroup shape of `linear.wgsl` (matches its `override` defaults); each
@@ -355,16 +336,7 @@ fn kernel_with(
 }
 
 impl Pipelines {
-    /// The `linear` pipelines whose output type is `out`.
-    pub fn linear_for(&self, out: DType) -> &LinearKernels {
-        match &self.linear_f32_out {
-            Some(k) if out == DType::F32 => k,
-            _ => &self.linear,
-        }
-    }
-
-    /// Compiles every kernel for storage type `dtype` (inside error scopes: a
-    /// shader the driver rejects is an error, not a panic). f16 needs the
+    /// Pipelines for storage type `dtype`, none compiled yet. f16 needs the
     /// adapter's `SHADER_F16`.
     pub fn new(ctx: &GpuContext, dtype: DType) -> Result<Self> {
         if dtype == DType::F16 && !ctx.features.contains(wgpu::Features::SHADER_F16) {
@@ -373,44 +345,108 @@ impl Pipelines {
                 ctx.describe()
             )));
         }
-        ctx.scoped("compiling shaders", || {
-            let attn = [("WG", ATTENTION_WG as f64)];
-            let row = [("WG", ROW_WG as f64)];
-            let src = |p, k| assemble_shader(p, dtype, k);
-            Pipelines {
-                dtype,
-                linear: LinearKernels::new(ctx, dtype, dtype),
-                linear_f32_out: (dtype != DType::F32)
-                    .then(|| LinearKernels::new(ctx, dtype, DType::F32)),
-                attention_vec4: kernel(
-                    ctx,
-                    "attention_vec4",
-                    &src(Preamble::Vec4, kernels::attention::WGSL),
-                    2,
-                    &attn,
-                ),
-                attention_scalar: kernel(
-                    ctx,
-                    "attention_scalar",
-                    &src(Preamble::Scalar, kernels::attention::WGSL),
-                    2,
-                    &attn,
-                ),
-                layernorm: kernel(
-                    ctx,
-                    "layernorm",
-                    &src(Preamble::Scalar, kernels::layernorm::WGSL),
-                    4,
-                    &row,
-                ),
-                embeddings: kernel(
-                    ctx,
-                    "embeddings",
-                    &src(Preamble::Scalar, kernels::embeddings::WGSL),
-                    7,
-                    &row,
-                ),
-            }
+        Ok(Pipelines {
+            dtype,
+            slots: Default::default(),
         })
+    }
+
+    /// The pipeline of `kind`, compiled now if this is its first use (inside
+    /// error scopes: a shader the driver rejects is an error, not a panic).
+    pub fn get(&self, ctx: &GpuContext, kind: KernelKind) -> Result<&Kernel> {
+        let slot = &self.slots[kind.slot(self.dtype)];
+        if let Some(k) = slot.get() {
+            return Ok(k);
+        }
+        let started = std::time::Instant::now();
+        let compiled = ctx.scoped(&format!("compiling the {kind:?} shader"), || {
+            self.compile(ctx, kind)
+        })?;
+        log::debug!(
+            "compiled {kind:?} ({}) in {:.1} ms",
+            self.dtype,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        // Another thread may have compiled it meanwhile; either is fine.
+        let _ = slot.set(compiled);
+        slot.get().ok_or_else(|| Error::Gpu {
+            context: format!("{kind:?}"),
+            message: "internal: pipeline slot empty after compiling".into(),
+        })
+    }
+
+    fn compile(&self, ctx: &GpuContext, kind: KernelKind) -> Kernel {
+        let dtype = self.dtype;
+        let (wx, wy) = (linear_wg().0 as f64, linear_wg().1 as f64);
+        let lin = [("WG_X", wx), ("WG_Y", wy)];
+        let attn = [("WG", ATTENTION_WG as f64)];
+        let row = [("WG", ROW_WG as f64)];
+        let reduce = [("WG", SPLITK_REDUCE_WG as f64)];
+        let src = |p, k| assemble_shader(p, dtype, k);
+        match kind {
+            KernelKind::Linear(v, out) => {
+                let src = |p, k| assemble_shader_with_output(p, dtype, out, k);
+                match v {
+                    LinearVariant::Vec4 => kernel(
+                        ctx,
+                        "linear_vec4",
+                        &src(Preamble::Vec4, kernels::linear::WGSL),
+                        4,
+                        &lin,
+                    ),
+                    LinearVariant::Scalar => kernel(
+                        ctx,
+                        "linear_scalar",
+                        &src(Preamble::Scalar, kernels::linear::WGSL),
+                        4,
+                        &lin,
+                    ),
+                    // Binding 6 after the uniform: the split-k partial sums.
+                    LinearVariant::Tiled => kernel_with(
+                        ctx,
+                        "linear_tiled",
+                        &src(Preamble::Vec4, kernels::linear::WGSL_TILED),
+                        4,
+                        true,
+                        &[],
+                    ),
+                    LinearVariant::SplitKReduce => kernel(
+                        ctx,
+                        "splitk_reduce",
+                        &src(Preamble::Scalar, kernels::linear::WGSL_SPLITK_REDUCE),
+                        3,
+                        &reduce,
+                    ),
+                }
+            }
+            KernelKind::AttentionVec4 => kernel(
+                ctx,
+                "attention_vec4",
+                &src(Preamble::Vec4, kernels::attention::WGSL),
+                2,
+                &attn,
+            ),
+            KernelKind::AttentionScalar => kernel(
+                ctx,
+                "attention_scalar",
+                &src(Preamble::Scalar, kernels::attention::WGSL),
+                2,
+                &attn,
+            ),
+            KernelKind::LayerNorm => kernel(
+                ctx,
+                "layernorm",
+                &src(Preamble::Scalar, kernels::layernorm::WGSL),
+                4,
+                &row,
+            ),
+            KernelKind::Embeddings => kernel(
+                ctx,
+                "embeddings",
+                &src(Preamble::Scalar, kernels::embeddings::WGSL),
+                7,
+                &row,
+            ),
+        }
     }
 }

@@ -11,9 +11,10 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use super::convert::stored_bytes;
+pub(crate) use super::pipelines::KernelKind;
 use super::pipelines::{
-    choose_gemm, linear_wg, splitk_splits, GemmKernel, Kernel, LinearVariant, Pipelines, Preamble,
-    ATTENTION_WG, SPLITK_REDUCE_WG,
+    choose_gemm, linear_wg, splitk_splits, GemmKernel, LinearVariant, Preamble, ATTENTION_WG,
+    SPLITK_REDUCE_WG,
 };
 use super::runner::GpuExecutor;
 use crate::error::{Error, Result};
@@ -89,18 +90,6 @@ pub(super) enum StepWeights {
     },
 }
 
-/// Which `linear` pipeline: the load width / tiling, and whether the output
-/// is f32 whatever the storage type (the pre-LayerNorm sums, see
-/// [`Pipelines::linear_for`]).
-#[derive(Debug, Clone, Copy)]
-pub(super) enum KernelKind {
-    Linear(LinearVariant, DType),
-    AttentionVec4,
-    AttentionScalar,
-    LayerNorm,
-    Embeddings,
-}
-
 /// Storage type of every graph tensor: `storage`, except the inputs of
 /// LayerNorm steps (the residual sums), which stay f32. BERT's residual
 /// stream has outlier features (pre-LayerNorm values near 200 in
@@ -121,6 +110,7 @@ pub(super) struct Dispatch {
     /// Index of the graph step it belongs to.
     pub(super) step: usize,
     pub(super) kind: KernelKind,
+    pub(super) pipeline: wgpu::ComputePipeline,
     pub(super) bind_group: wgpu::BindGroup,
     pub(super) grid: [u32; 3],
 }
@@ -156,30 +146,6 @@ pub(super) struct Plan {
 
 /// Plans by (sequences, seq); each locked while a forward uses it.
 pub(super) type PlanCache = HashMap<(usize, usize), Arc<Mutex<Plan>>>;
-
-impl KernelKind {
-    pub(super) fn family(self) -> &'static str {
-        match self {
-            KernelKind::Linear(..) => "linear",
-            KernelKind::AttentionVec4 | KernelKind::AttentionScalar => "attention",
-            KernelKind::LayerNorm => "layernorm",
-            KernelKind::Embeddings => "embeddings",
-        }
-    }
-}
-
-impl Pipelines {
-    /// The pipeline of `k`.
-    pub(super) fn get(&self, k: KernelKind) -> &Kernel {
-        match k {
-            KernelKind::Linear(v, out) => self.linear_for(out).get(v),
-            KernelKind::AttentionVec4 => &self.attention_vec4,
-            KernelKind::AttentionScalar => &self.attention_scalar,
-            KernelKind::LayerNorm => &self.layernorm,
-            KernelKind::Embeddings => &self.embeddings,
-        }
-    }
-}
 
 /// Most shapes kept planned at once; beyond it the cache is cleared.
 const MAX_PLANS: usize = 16;
@@ -557,14 +523,16 @@ impl GpuExecutor {
                                 },
                             })
                             .collect();
+                        let kernel = self.pipes.get(&self.ctx, launch.kind)?;
                         let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
                             label: Some(&step.module),
-                            layout: &self.pipes.get(launch.kind).layout,
+                            layout: &kernel.layout,
                             entries: &entries,
                         });
                         dispatches.push(Dispatch {
                             step: si,
                             kind: launch.kind,
+                            pipeline: kernel.pipeline.clone(),
                             bind_group,
                             grid: launch.grid,
                         });

@@ -73,7 +73,7 @@ impl GpuExecutor {
                 for (i, d) in plan.dispatches.iter().enumerate() {
                     let [x, y, z] = d.grid;
                     pass.write_timestamp(&set, i as u32);
-                    pass.set_pipeline(&self.pipes.get(d.kind).pipeline);
+                    pass.set_pipeline(&d.pipeline);
                     pass.set_bind_group(0, &d.bind_group, &[]);
                     pass.dispatch_workgroups(x, y, z);
                 }

@@ -127,6 +127,7 @@ impl GpuExecutor {
         dtype: DType,
         progress: bool,
     ) -> Result<Self> {
+        // Compiled lazily, by the first plan that needs each.
         let pipes = Pipelines::new(&ctx, dtype)?;
         if cfg.head_dim() > 128 {
             return Err(Error::Unsupported(format!(
@@ -178,6 +179,11 @@ impl GpuExecutor {
             bytes: total.get(),
             seconds: started.elapsed().as_secs_f64(),
         };
+        log::info!(
+            "uploaded {:.1} MB of weights in {:.1} ms",
+            load_stats.bytes as f64 / 1e6,
+            load_stats.seconds * 1e3
+        );
         Ok(GpuExecutor {
             tensor_dtype: super::plan::tensor_dtypes(&graph, dtype),
             ctx,
@@ -275,7 +281,7 @@ impl GpuExecutor {
                 });
                 for d in &plan.dispatches {
                     let [x, y, z] = d.grid;
-                    pass.set_pipeline(&self.pipes.get(d.kind).pipeline);
+                    pass.set_pipeline(&d.pipeline);
                     pass.set_bind_group(0, &d.bind_group, &[]);
                     pass.dispatch_workgroups(x, y, z);
                 }
