@@ -21,7 +21,23 @@
 //   0 identity, 1 gelu (erf form), 2 gelu (tanh form), 3 relu, 4 silu,
 //   5 tanh. Never NaN/inf for finite x (except where the exact result itself
 //   overflows, which no activation here does).
+// - struct LinearParams: the uniform shared by linear.wgsl,
+//   linear_tiled.wgsl and splitk_reduce.wgsl (and the Rust LinearParams in
+//   src/gpu/plan.rs): { m, n, k, x_row_stride, act, has_residual, k_chunk,
+//   splits }, all u32, 32 bytes. k_chunk and splits are split-k's (k per
+//   split, number of splits); linear.wgsl ignores them.
 // - Sizes: elementwise only; nothing about tiles.
+
+struct LinearParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    x_row_stride: u32,
+    act: u32,
+    has_residual: u32,
+    k_chunk: u32,
+    splits: u32,
+}
 
 const TANH_CLAMP: f32 = 15.0;
 const F32_MIN: f32 = -3.40282347e+38;

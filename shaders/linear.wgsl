@@ -24,7 +24,8 @@
 //                                 sum that feeds a LayerNorm (see below)
 //   5  p: uniform LinearParams
 //
-// struct LinearParams { m, n, k, x_row_stride, act, has_residual, k_chunk, splits }
+// struct LinearParams (declared in common.wgsl) { m, n, k, x_row_stride, act,
+//   has_residual, k_chunk, splits }
 //   (all u32, 32 bytes; k_chunk and splits are linear_tiled.wgsl's split-k
 //   fields, ignored here; act is an apply_act code: 0 identity, 1 gelu,
 //   2 gelu_tanh, 3 relu, 4 silu, 5 tanh).
@@ -42,17 +43,6 @@
 // bounds; their results are discarded by the guarded store (row < m && col < n).
 // Blocks entirely outside (m, n) and m == 0 or n == 0 return at once. k == 0
 // gives y = act(b) + r.
-
-struct LinearParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    x_row_stride: u32,
-    act: u32,
-    has_residual: u32,
-    k_chunk: u32,
-    splits: u32,
-}
 
 @group(0) @binding(0) var<storage, read> x: array<VS>;
 @group(0) @binding(1) var<storage, read> w: array<VS>;

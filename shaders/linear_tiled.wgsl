@@ -17,7 +17,7 @@
 //   2  b: array<f32> read        (n)
 //   3  r: array<ST>  read        (m, n) residual, dummy when has_residual == 0
 //   4  y: array<YT>  read_write  (m, n); YT = ST or f32, as linear.wgsl
-//   5  p: uniform LinearParams   { m, n, k, x_row_stride, act, has_residual,
+//   5  p: uniform LinearParams   (common.wgsl) { m, n, k, x_row_stride, act, has_residual,
 //                                  k_chunk, splits }
 //   6  part: array<f32> read_write  (splits, m, n) split-k partial sums; a
 //                                 16-byte dummy when splits == 1 (never touched)
@@ -39,17 +39,6 @@
 // a multiple of 4, so a vec4 is wholly inside or outside); stores are guarded
 // by row < m && col < n. Every invocation reaches every barrier (no early
 // return), so control flow stays uniform.
-
-struct LinearParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    x_row_stride: u32,
-    act: u32,
-    has_residual: u32,
-    k_chunk: u32,
-    splits: u32,
-}
 
 @group(0) @binding(0) var<storage, read> x: array<VS>;
 @group(0) @binding(1) var<storage, read> w: array<VS>;

@@ -11,7 +11,7 @@
 //   1  b:    array<f32> read        (n) bias
 //   2  r:    array<ST>  read        (m, n) residual; a dummy when has_residual == 0
 //   3  y:    array<YT>  read_write  (m, n) output
-//   4  p:    uniform LinearParams   (the struct of linear.wgsl; m, n, act,
+//   4  p:    uniform LinearParams   (common.wgsl's struct; m, n, act,
 //                                    has_residual and splits are used)
 //
 // Dispatch: @workgroup_size(WG) (override, default 256), one invocation per
@@ -19,17 +19,6 @@
 // g = ceil(m·n / WG); element = (wid.x + wid.y · nwg.x) · WG + lid.
 // Sizes that are not tile multiples: elements ≥ m·n return at once. The
 // splits are summed in order 0, 1, … (deterministic).
-
-struct LinearParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    x_row_stride: u32,
-    act: u32,
-    has_residual: u32,
-    k_chunk: u32,
-    splits: u32,
-}
 
 @group(0) @binding(0) var<storage, read> part: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;

@@ -79,7 +79,7 @@ fn nested(v: &Value, field: &str) -> std::result::Result<Nested, String> {
                 out.push(v.clone());
                 Ok(())
             }
-            other => Err(format!("{path} is {}, expected a number", kind(other))),
+            other => Err(format!("{path} is {}, expected a number", json_kind(other))),
         }
     }
     let mut shape = Vec::new();
@@ -88,7 +88,8 @@ fn nested(v: &Value, field: &str) -> std::result::Result<Nested, String> {
     Ok(Nested { shape, values })
 }
 
-fn kind(v: &Value) -> &'static str {
+/// "a string", "an array", … for error messages about a JSON value.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -148,12 +149,12 @@ fn strings(v: &Value, field: &str) -> std::result::Result<Vec<String>, String> {
             .map(|(i, s)| {
                 s.as_str()
                     .map(str::to_string)
-                    .ok_or_else(|| format!("{field}[{i}] is {}, expected a string", kind(s)))
+                    .ok_or_else(|| format!("{field}[{i}] is {}, expected a string", json_kind(s)))
             })
             .collect(),
         other => Err(format!(
             "{field} is {}, expected a string or an array of strings",
-            kind(other)
+            json_kind(other)
         )),
     }
 }
@@ -166,7 +167,7 @@ pub fn parse_request(line: &str, model: &Model) -> std::result::Result<Request, 
     let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let obj = match v {
         Value::Object(o) => o,
-        other => return Err(format!("expected a JSON object, got {}", kind(&other))),
+        other => return Err(format!("expected a JSON object, got {}", json_kind(&other))),
     };
     if let Some(k) = obj.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
         return Err(format!(

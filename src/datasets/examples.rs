@@ -10,16 +10,7 @@ use super::Task;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 
-pub(super) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::infer::json_kind as kind;
 
 /// A label as written in a dataset, before it is matched to a model.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::examples::kind;
 use crate::error::{Error, Result};
+use crate::infer::json_kind as kind;
 
 /// A raw field value from a row: JSON as written, or a CSV cell (a string).
 #[derive(Debug, Clone)]
