@@ -74,7 +74,7 @@ pub enum GemmKernel {
 const SPLITK_TARGET_GROUPS: usize = 128;
 
 /// (splits, k_chunk) of a split-k (m, n, k) GEMM: enough splits for
-/// [`SPLITK_TARGET_GROUPS`] workgroups over the 128 × 128 tiles, each split
+/// 128 workgroups over the 128 × 128 tiles, each split
 /// at least 128 deep; k_chunk a multiple of the kernel's BK = 16.
 /// `BERT_WGPU_SPLITK=N` forces N splits (for measuring).
 pub fn splitk_splits(m: usize, n: usize, k: usize) -> (usize, usize) {
