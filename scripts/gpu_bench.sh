@@ -5,6 +5,9 @@
 #
 #   scripts/gpu_bench.sh                 # builds target/release/bert-wgpu if needed
 #   BIN=path/to/bert-wgpu scripts/gpu_bench.sh   # a prebuilt (e.g. carried) binary
+#   QUICK=1 scripts/gpu_bench.sh         # the same steps on bert-tiny with 2 iterations:
+#                                        # checks the script itself (e.g. on lavapipe)
+#                                        # before spending real-GPU time on it
 #
 # The device machine has no network: build here first (stripped, it is small):
 #   CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true cargo build --release
@@ -17,13 +20,17 @@ fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR"
 export RUST_LOG=warn
+BIG=bert-base; SMALL=minilm-l6; N=20; N1=50; N8=10; NP=3
+if [ "${QUICK:-0}" = 1 ]; then
+  BIG=bert-tiny; SMALL=bert-tiny; N=2; N1=2; N8=2; NP=1
+fi
 
 echo "## Adapters"
 "$BIN" info
 
 echo "## Correctness: GPU vs CPU on a random bert-tiny batch"
 "$BIN" selfcheck --config bert-tiny --batch 3 --seq 33 || echo "SELFCHECK FAILED"
-"$BIN" selfcheck --config bert-base --batch 2 --seq 64 || echo "SELFCHECK FAILED"
+"$BIN" selfcheck --config $BIG --batch 2 --seq 64 || echo "SELFCHECK FAILED"
 
 run() { # label, args...
   local label="$1"; shift
@@ -46,29 +53,29 @@ echo "## Forward passes (f32, then f16)"
 echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | upload GB/s | GPU buffers MB | max diff vs f32 |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for dtype in f32 f16; do
-  run "bert-base b32 s128" --device gpu --dtype $dtype --config bert-base --batch 32 --seq 128 --iters 20
-  run "bert-base b1 s128" --device gpu --dtype $dtype --config bert-base --batch 1 --seq 128 --iters 50
-  run "bert-base b8 s512" --device gpu --dtype $dtype --config bert-base --batch 8 --seq 512 --iters 10
-  run "minilm-l6 b32 s128" --device gpu --dtype $dtype --config minilm-l6 --batch 32 --seq 128 --iters 20
-  run "minilm-l6 b1 s128" --device gpu --dtype $dtype --config minilm-l6 --batch 1 --seq 128 --iters 50
+  run "$BIG b32 s128" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
+  run "$BIG b1 s128" --device gpu --dtype $dtype --config $BIG --batch 1 --seq 128 --iters $N1
+  run "$BIG b8 s512" --device gpu --dtype $dtype --config $BIG --batch 8 --seq 512 --iters $N8
+  run "$SMALL b32 s128" --device gpu --dtype $dtype --config $SMALL --batch 32 --seq 128 --iters $N
+  run "$SMALL b1 s128" --device gpu --dtype $dtype --config $SMALL --batch 1 --seq 128 --iters $N1
 done
 
-echo "## Small m: bert-base at 128 rows, each GEMM choice (register = the default there)"
+echo "## Small m: $BIG at 128 rows, each GEMM choice (register = the default there)"
 echo "| shape | GEMM | median ms | tokens/s |"
 echo "|---|---|---|---|"
 for gemm in register tiled splitk; do
-  json=$(BERT_WGPU_GEMM=$gemm "$BIN" bench --json --device gpu --config bert-base --batch 1 --seq 128 --iters 50 | tail -n 1)
-  python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"| bert-base b1 s128 | $gemm | {r['median_ms']:.3f} | {r['tokens_per_s']:.0f} |\")" "$json"
-  BERT_WGPU_GEMM=$gemm "$BIN" bench --gemm --device gpu --config bert-base --batch 1 --seq 128 --iters 50
+  json=$(BERT_WGPU_GEMM=$gemm "$BIN" bench --json --device gpu --config $BIG --batch 1 --seq 128 --iters $N1 | tail -n 1)
+  python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"| $BIG b1 s128 | $gemm | {r['median_ms']:.3f} | {r['tokens_per_s']:.0f} |\")" "$json"
+  BERT_WGPU_GEMM=$gemm "$BIN" bench --gemm --device gpu --config $BIG --batch 1 --seq 128 --iters $N1
 done
 
-echo "## GEMM kernel alone (bert-base shapes, 4096 rows), f32 then f16"
-"$BIN" bench --gemm --device gpu --config bert-base --batch 32 --seq 128 --iters 20
-"$BIN" bench --gemm --device gpu --dtype f16 --config bert-base --batch 32 --seq 128 --iters 20
+echo "## GEMM kernel alone ($BIG shapes, 4096 rows), f32 then f16"
+"$BIN" bench --gemm --device gpu --config $BIG --batch 32 --seq 128 --iters $N
+"$BIN" bench --gemm --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
 
-echo "## Per-kernel GPU time (bert-base b32 s128), f32 then f16"
-"$BIN" bench --device gpu --config bert-base --batch 32 --seq 128 --iters 3 --profile || true
-"$BIN" bench --device gpu --dtype f16 --config bert-base --batch 32 --seq 128 --iters 3 --profile || true
+echo "## Per-kernel GPU time ($BIG b32 s128), f32 then f16"
+"$BIN" bench --device gpu --config $BIG --batch 32 --seq 128 --iters $NP --profile || true
+"$BIN" bench --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $NP --profile || true
 
 if python3 -c "import torch, transformers; assert torch.cuda.is_available()" 2>/dev/null; then
   echo "## Device f32 GEMM peak (torch.matmul, TF32 off, 8192^3)"

@@ -421,11 +421,11 @@ impl GpuExecutor {
                             };
                             let r = residual.map_or(&self.dummy, |r| &tensors[r.0]);
                             let y = &tensors[out.0];
-                            let part = if launch.reduce.is_some() {
-                                &scratch
-                            } else {
-                                &self.dummy
-                            };
+                            // The tiled kernel always binds a partial-sum
+                            // buffer (untouched when not split). Not the
+                            // read-only dummy: one buffer cannot be bound
+                            // read-only and read-write in one dispatch.
+                            let part = &scratch;
                             let mut launches = vec![Launch {
                                 kind: launch.kind,
                                 binds: match launch.kind {

@@ -1,0 +1,80 @@
+//! Whole forwards with the GEMM variants a real GPU would pick or can be
+//! told to pick (`BERT_WGPU_GEMM=tiled|splitk`), on lavapipe: the GPU
+//! executor against the CPU on random models. bert-tiny (k = 128: split-k
+//! leaves every projection unsplit, so the tiled kernel runs with its unused
+//! partial-sum binding, with and without a residual) and all-MiniLM-L6-v2's
+//! shape (k = 384 and 1536: every projection splits, two dispatches each).
+//! In a test binary of its own because the variable is process-wide.
+
+mod common;
+
+use bert_wgpu::bench;
+use bert_wgpu::{DType, Device};
+
+#[test]
+fn tiled_and_splitk_forwards_match_the_cpu() {
+    for mode in ["tiled", "splitk"] {
+        // Read by choose_gemm when a model builds its first plan.
+        std::env::set_var("BERT_WGPU_GEMM", mode);
+        for preset in ["bert-tiny", "minilm-l6"] {
+            let cfg = bench::preset(preset).unwrap();
+            let gpu = match bench::random_model(&cfg, Device::Gpu, DType::F32) {
+                Ok(m) => m,
+                Err(bert_wgpu::Error::NoAdapter(e)) if common::allow_no_gpu() => {
+                    println!("NOTE: no GPU adapter ({e}); not run (BERT_WGPU_ALLOW_NO_GPU=1)");
+                    return;
+                }
+                Err(e) => panic!("GPU model: {e}"),
+            };
+            let cpu = bench::random_model(&cfg, Device::Cpu, DType::F32).unwrap();
+            // Batch 2 × 33 tokens: m = 66, few 128-row tiles.
+            let enc = bench::random_encoding(&cfg, 2, 33);
+            let g = gpu
+                .forward(&enc)
+                .unwrap_or_else(|e| panic!("{mode} {preset}: {e}"));
+            let c = cpu.forward(&enc).unwrap();
+            for (what, a, b) in [
+                (
+                    "last_hidden_state",
+                    &g.last_hidden_state,
+                    &c.last_hidden_state,
+                ),
+                ("pooler_output", &g.pooler_output, &c.pooler_output),
+            ] {
+                let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+                let err =
+                    common::assert_close(&format!("{mode} {preset} {what}"), a, b, 1e-4, 1e-3);
+                println!("{mode} {preset} {what}: max |gpu - cpu| {err:.3e}");
+            }
+            // Split linear steps record two dispatches each: layer 0's
+            // projections are (m, n, k) = (66, 3h, h), (66, h, h), (66, f, h),
+            // (66, h, f).
+            let (h, f) = (cfg.hidden_size, cfg.intermediate_size);
+            let want: usize = [(3 * h, h), (h, h), (f, h), (h, f)]
+                .iter()
+                .map(|&(n, k)| {
+                    if mode == "splitk" && bert_wgpu::gpu::splitk_splits(66, n, k).0 > 1 {
+                        2
+                    } else {
+                        1
+                    }
+                })
+                .sum();
+            match gpu.gpu().unwrap().profile(&enc) {
+                Ok(steps) => {
+                    let layer0 = steps
+                        .iter()
+                        .filter(|s| {
+                            s.module.starts_with("encoder.layer.0.") && s.kernel == "linear"
+                        })
+                        .count();
+                    assert_eq!(layer0, want, "{mode} {preset}: {steps:?}");
+                    println!("{mode} {preset}: {layer0} linear dispatches in layer 0");
+                }
+                // An adapter without timestamp queries inside passes cannot profile.
+                Err(bert_wgpu::Error::Unsupported(e)) => println!("NOTE: no profile: {e}"),
+                Err(e) => panic!("profile: {e}"),
+            }
+        }
+    }
+}
