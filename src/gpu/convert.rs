@@ -1,6 +1,8 @@
 //! Host ↔ GPU element conversion: f32 host data to the bytes of a storage
 //! type ([`DType`]), and read-back bytes to f32.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::model::DType;
 
@@ -11,9 +13,14 @@ pub fn stored_bytes(dtype: DType, count: usize) -> u64 {
 }
 
 /// `data` as little-endian `dtype` bytes, zero-padded to a multiple of 4.
-/// A finite value that f16 cannot hold (|x| > 65504) is an error naming
-/// `name`: it would turn into ±inf and NaNs downstream.
-pub fn encode(dtype: DType, name: &str, data: &[f32]) -> Result<Vec<u8>> {
+/// f32 on a little-endian host is already that layout and is borrowed, not
+/// copied. A finite value that f16 cannot hold (|x| > 65504) is an error
+/// naming `name`: it would turn into ±inf and NaNs downstream.
+pub fn encode<'a>(dtype: DType, name: &str, data: &'a [f32]) -> Result<Cow<'a, [u8]>> {
+    if dtype == DType::F32 && cfg!(target_endian = "little") {
+        // f32 slices are 4-byte multiples: no padding needed.
+        return Ok(Cow::Borrowed(bytemuck::cast_slice(data)));
+    }
     let mut out = Vec::with_capacity(stored_bytes(dtype, data.len()) as usize);
     match dtype {
         DType::F32 => {
@@ -34,7 +41,7 @@ pub fn encode(dtype: DType, name: &str, data: &[f32]) -> Result<Vec<u8>> {
         }
     }
     out.resize(out.len().next_multiple_of(4), 0);
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// The first `count` `dtype` elements of `bytes` as f32 (no alignment

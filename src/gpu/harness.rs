@@ -26,7 +26,7 @@ pub const MAX_HEAD_DIM: usize = 128;
 /// One storage input of a dispatch: a label and its bytes.
 struct Input<'a> {
     label: &'a str,
-    bytes: Vec<u8>,
+    bytes: std::borrow::Cow<'a, [u8]>,
 }
 
 /// Where one binding of a harness dispatch comes from.
@@ -110,7 +110,7 @@ impl KernelHarness {
     }
 
     /// An input stored in the kernels' storage type.
-    fn stored<'a>(&self, label: &'a str, data: &[f32]) -> Result<Input<'a>> {
+    fn stored<'a>(&self, label: &'a str, data: &'a [f32]) -> Result<Input<'a>> {
         Ok(Input {
             label,
             bytes: encode(self.pipes.dtype, label, data)?,
@@ -480,11 +480,11 @@ impl KernelHarness {
             &[
                 Input {
                     label: "ids",
-                    bytes: bytemuck::cast_slice(ids).to_vec(),
+                    bytes: bytemuck::cast_slice(ids).into(),
                 },
                 Input {
                     label: "types",
-                    bytes: bytemuck::cast_slice(types).to_vec(),
+                    bytes: bytemuck::cast_slice(types).into(),
                 },
                 self.stored("word", tables.word)?,
                 self.stored("position", tables.position)?,

@@ -3,7 +3,6 @@
 use super::runner::GpuExecutor;
 use crate::error::{Error, Result};
 use crate::inputs::Encoding;
-use crate::kernels;
 
 /// One dispatch's GPU time from timestamp queries.
 #[derive(Debug, Clone)]
@@ -39,12 +38,9 @@ impl GpuExecutor {
         let count = plan.dispatches.len() as u32 + 1;
         let bytes = count as u64 * 8;
         let dev = &self.ctx.device;
-        let mask = kernels::additive_mask(&enc.attention_mask);
         let (index, readback) = self.ctx.scoped("profiling the forward pass", || {
             let q = &self.ctx.queue;
-            q.write_buffer(&plan.ids, 0, bytemuck::cast_slice(&enc.input_ids));
-            q.write_buffer(&plan.types, 0, bytemuck::cast_slice(&enc.token_type_ids));
-            q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&mask));
+            self.write_inputs(&plan, enc);
             let set = dev.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("profile"),
                 ty: wgpu::QueryType::Timestamp,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::convert::{decode, stored_bytes};
 use super::pipelines::Pipelines;
-use super::plan::{PlanCache, StepWeights};
+use super::plan::{Plan, PlanCache, StepWeights};
 use super::GpuContext;
 use crate::checkpoint::Tensor;
 use crate::config::BertConfig;
@@ -85,11 +85,7 @@ pub(super) fn upload(
 ) -> Result<wgpu::Buffer> {
     let bytes = stored_bytes(dtype, data.len());
     ctx.check_size(name, bytes)?;
-    // f32 on a little-endian host is already the buffer's byte layout.
-    let encoded: std::borrow::Cow<[u8]> = match dtype {
-        DType::F32 if cfg!(target_endian = "little") => bytemuck::cast_slice(data).into(),
-        _ => super::convert::encode(dtype, name, data)?.into(),
-    };
+    let encoded = super::convert::encode(dtype, name, data)?;
     ctx.scoped(
         &format!("uploading `{name}`"),
         || -> Result<wgpu::Buffer> {
@@ -261,13 +257,10 @@ impl GpuExecutor {
             context: "plan".into(),
             message: "poisoned lock".into(),
         })?;
-        let mask: Vec<f32> = kernels::additive_mask(&enc.attention_mask);
         let mut offsets = Vec::with_capacity(outs.len());
         let submission = self.ctx.scoped("recording the forward pass", || {
             let q = &self.ctx.queue;
-            q.write_buffer(&plan.ids, 0, bytemuck::cast_slice(&enc.input_ids));
-            q.write_buffer(&plan.types, 0, bytemuck::cast_slice(&enc.token_type_ids));
-            q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&mask));
+            self.write_inputs(&plan, enc);
             let mut encoder =
                 self.ctx
                     .device
@@ -323,5 +316,17 @@ impl GpuExecutor {
         }
         self.forwards.fetch_add(1, Ordering::SeqCst);
         Ok(result)
+    }
+}
+
+impl GpuExecutor {
+    /// Queues the writes of `enc`'s ids, token types and additive mask into
+    /// `plan`'s input buffers (they land before the next submit).
+    pub(super) fn write_inputs(&self, plan: &Plan, enc: &Encoding) {
+        let q = &self.ctx.queue;
+        let mask = kernels::additive_mask(&enc.attention_mask);
+        q.write_buffer(&plan.ids, 0, bytemuck::cast_slice(&enc.input_ids));
+        q.write_buffer(&plan.types, 0, bytemuck::cast_slice(&enc.token_type_ids));
+        q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&mask));
     }
 }
