@@ -45,13 +45,15 @@ gbs = r.get('upload_gb_per_s')
 gbs = f"{gbs:.2f}" if gbs is not None else "-"
 mem = r.get('gpu_buffer_bytes')
 mem = f"{mem/1e6:.0f}" if mem is not None else "-"
-print(f"| {label} | {r['dtype']} | {r['median_ms']:.3f} | {r['min_ms']:.3f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | {r.get('submits_per_forward')} | {gbs} | {mem} | {diff} |")
+rec, wait = r.get('record_ms'), r.get('wait_ms')
+host = f"{rec:.3f} / {wait:.3f}" if rec is not None and wait is not None else "-"
+print(f"| {label} | {r['dtype']} | {r['median_ms']:.3f} | {r['min_ms']:.3f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | {r.get('submits_per_forward')} | {host} | {gbs} | {mem} | {diff} |")
 PY
 }
 
 echo "## Forward passes (f32, then f16)"
-echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | upload GB/s | GPU buffers MB | max diff vs f32 |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for dtype in f32 f16; do
   run "$BIG b32 s128" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
   run "$BIG b1 s128" --device gpu --dtype $dtype --config $BIG --batch 1 --seq 128 --iters $N1
@@ -68,6 +70,22 @@ for gemm in register tiled splitk; do
   python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"| $BIG b1 s128 | $gemm | {r['median_ms']:.3f} | {r['tokens_per_s']:.0f} |\")" "$json"
   BERT_WGPU_GEMM=$gemm "$BIN" bench --gemm --device gpu --config $BIG --batch 1 --seq 128 --iters $N1
 done
+
+echo "## Attention kernels (BERT_WGPU_ATTENTION=query is the default; tiled is opt-in until measured)"
+echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for attn in query tiled; do
+  for dtype in f32 f16; do
+    BERT_WGPU_ATTENTION=$attn run "$BIG b32 s128 attention=$attn" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
+    BERT_WGPU_ATTENTION=$attn run "$BIG b1 s128 attention=$attn" --device gpu --dtype $dtype --config $BIG --batch 1 --seq 128 --iters $N1
+  done
+  BERT_WGPU_ATTENTION=$attn run "$BIG b8 s512 attention=$attn" --device gpu --config $BIG --batch 8 --seq 512 --iters $N8
+done
+BERT_WGPU_ATTENTION=tiled BERT_WGPU_GEMM=splitk run "$BIG b1 s128 attention=tiled gemm=splitk" --device gpu --config $BIG --batch 1 --seq 128 --iters $N1
+echo "## Per-kernel GPU time ($BIG b1 s128), attention query then tiled"
+BERT_WGPU_ATTENTION=query "$BIN" bench --device gpu --config $BIG --batch 1 --seq 128 --iters $NP --profile || true
+BERT_WGPU_ATTENTION=tiled "$BIN" bench --device gpu --config $BIG --batch 1 --seq 128 --iters $NP --profile || true
+BERT_WGPU_ATTENTION=tiled "$BIN" bench --device gpu --config $BIG --batch 32 --seq 128 --iters $NP --profile || true
 
 echo "## GEMM kernel alone ($BIG shapes, 4096 rows), f32 then f16"
 "$BIN" bench --gemm --device gpu --config $BIG --batch 32 --seq 128 --iters $N

@@ -122,6 +122,12 @@ pub struct BenchResult {
     pub submits_per_forward: Option<f64>,
     /// Readbacks per forward (GPU only).
     pub readbacks_per_forward: Option<f64>,
+    /// Mean host time per forward until its submit: input checks, input
+    /// writes, recording the dispatches (GPU only), ms.
+    pub record_ms: Option<f64>,
+    /// Mean time per forward from submit until the outputs are on the host:
+    /// the GPU's work, the map and the conversion to f32 (GPU only), ms.
+    pub wait_ms: Option<f64>,
     /// Model load (and weight upload) time, s.
     pub load_s: f64,
     /// Storage type of weights and activations (`f32`, `f16`).
@@ -227,6 +233,8 @@ pub fn run(
         gflops: encoder_flops(cfg, batch, seq) / (median / 1e3) / 1e9,
         submits_per_forward: per(|s| s.submits),
         readbacks_per_forward: per(|s| s.readbacks),
+        record_ms: per(|s| s.record_ns).map(|ns| ns / 1e6),
+        wait_ms: per(|s| s.wait_ns).map(|ns| ns / 1e6),
         load_s,
         dtype: model.dtype().to_string(),
         weight_bytes: model.gpu().map(|g| g.load_stats().bytes),

@@ -105,6 +105,10 @@ fn gpu_forward_is_one_submit_one_readback_and_deterministic() {
         1,
         "second forward readbacks"
     );
+    assert!(
+        after.record_ns > mid.record_ns && after.wait_ns > mid.wait_ns,
+        "host phase times must accumulate: {mid:?} -> {after:?}"
+    );
     assert_eq!(
         after.plans_built, mid.plans_built,
         "same shape must reuse the plan"

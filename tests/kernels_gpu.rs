@@ -13,7 +13,7 @@ mod common;
 use common::layer_norm_f64;
 use std::time::Instant;
 
-use bert_wgpu::gpu::{GemmKernel, GpuContext, KernelHarness};
+use bert_wgpu::gpu::{AttentionKernel, GemmKernel, GpuContext, KernelHarness};
 use bert_wgpu::graph::Act;
 use bert_wgpu::kernels::additive_mask;
 use bert_wgpu::kernels::attention::attention;
@@ -357,11 +357,9 @@ fn attention_mask(kind: MaskKind, batch: usize, seq: usize) -> Vec<u32> {
     mask
 }
 
-#[test]
-fn attention_matches_twin() {
-    let Some(h) = harness("attention_matches_twin") else {
-        return;
-    };
+/// Runs the attention cases on `h` (whichever kernel it picks or is forced
+/// to) against the twin; returns the largest error.
+fn check_attention(h: &KernelHarness, label: &str) -> f32 {
     let t = Instant::now();
     let mut rng = StdRng::seed_from_u64(0xa77e);
     let mut worst = 0.0f32;
@@ -375,12 +373,15 @@ fn attention_matches_twin() {
         (2, 33, 2, 64, Padded),
         (2, 33, 3, 13, PaddedWithEmpty),
         (2, 33, 1, 128, Padded),
+        (2, 17, 2, 96, PaddedWithEmpty),
         (1, 129, 2, 32, Full),
         (2, 129, 2, 13, Padded),
         (2, 129, 4, 8, PaddedWithEmpty),
         (1, 384, 2, 64, Full),
         (1, 512, 2, 8, Full),
         (2, 512, 1, 6, Padded),
+        (1, 40, 3, 4, Padded),
+        (3, 16, 2, 20, Padded),
     ];
     for (batch, seq, heads, d, kind) in cases {
         let hidden = heads * d;
@@ -391,8 +392,12 @@ fn attention_matches_twin() {
         attention(&qkv, &mask, batch, seq, heads, &mut want);
         let got = h
             .attention(&qkv, &mask, batch, seq, heads, hidden)
-            .unwrap_or_else(|e| panic!("attention {batch}x{seq} h{heads} d{d}: {e}"));
-        let path = if d % 4 == 0 { "vec4" } else { "scalar" };
+            .unwrap_or_else(|e| panic!("{label} attention {batch}x{seq} h{heads} d{d}: {e}"));
+        let path = match (label, d % 4 == 0) {
+            ("tiled", true) => "tiled",
+            (_, true) => "one-query vec4",
+            _ => "one-query scalar",
+        };
         let what =
             format!("attention batch={batch} seq={seq} heads={heads} d={d} mask={kind:?} ({path})");
         worst = worst.max(compare(&what, &got, &want, hidden));
@@ -418,10 +423,33 @@ fn attention_matches_twin() {
         }
     }
     println!(
-        "attention: {} shapes, max |err| {worst:.3e}, {:.2} s",
+        "{label} attention: {} shapes, max |err| {worst:.3e}, {:.2} s",
         cases.len(),
         t.elapsed().as_secs_f64()
     );
+    worst
+}
+
+#[test]
+fn attention_matches_twin() {
+    let Some(mut h) = harness("attention_matches_twin") else {
+        return;
+    };
+    h.force_attention(Some(AttentionKernel::Query));
+    check_attention(&h, "one-query");
+}
+
+/// The workgroup-tiled flash kernel (opt-in until measured on a real GPU):
+/// head sizes that are multiples of 4 run it (96 = 24 vec4 columns, which
+/// do not divide its 128 invocations; 20 = 5), the others the one-query
+/// kernel. Key and query counts off its 16-blocks: 1, 7, 17, 33, 129, 384, 512.
+#[test]
+fn attention_tiled_matches_twin() {
+    let Some(mut h) = harness("attention_tiled_matches_twin") else {
+        return;
+    };
+    h.force_attention(Some(AttentionKernel::Tiled));
+    check_attention(&h, "tiled");
 }
 
 /// `len` values `offset + j/128`, j uniform in [-128, 128]: with |offset| ≤

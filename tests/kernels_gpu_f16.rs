@@ -11,7 +11,7 @@
 
 mod common;
 
-use bert_wgpu::gpu::{GemmKernel, GpuContext, KernelHarness};
+use bert_wgpu::gpu::{AttentionKernel, GemmKernel, GpuContext, KernelHarness};
 use bert_wgpu::graph::Act;
 use bert_wgpu::kernels::additive_mask;
 use bert_wgpu::kernels::attention::attention;
@@ -172,35 +172,42 @@ fn f16_linear_with_f32_output_matches_twin() {
 
 #[test]
 fn f16_attention_matches_twin() {
-    let Some(h) = harness("f16_attention_matches_twin") else {
+    let Some(mut h) = harness("f16_attention_matches_twin") else {
         return;
     };
-    let mut rng = StdRng::seed_from_u64(0xa77);
-    // (batch, seq, heads, hidden): head sizes 16 (vec4) and 7 (scalar).
-    for (batch, seq, heads, hidden) in [
-        (1, 1, 2, 32),
-        (2, 33, 4, 64),
-        (3, 7, 3, 21),
-        (1, 129, 2, 32),
-    ] {
-        let tokens = batch * seq;
-        let qkv = f16s(&mut rng, tokens * 3 * hidden, -2.0, 2.0);
-        // Padding in every sequence but the first, never all of one.
-        let mask: Vec<u32> = (0..tokens)
-            .map(|t| u32::from(t < seq || t % seq < seq.div_ceil(2)))
-            .collect();
-        let mask_add = additive_mask(&mask);
-        let mut want = vec![0.0; tokens * hidden];
-        attention(&qkv, &mask_add, batch, seq, heads, &mut want);
-        let got = h
-            .attention(&qkv, &mask_add, batch, seq, heads, hidden)
-            .unwrap_or_else(|e| panic!("f16 attention: {e}"));
-        compare(
-            &format!("f16 attention batch={batch} seq={seq} heads={heads} hidden={hidden}"),
-            &got,
-            &want,
-            hidden,
-        );
+    for kernel in [AttentionKernel::Query, AttentionKernel::Tiled] {
+        h.force_attention(Some(kernel));
+        let mut rng = StdRng::seed_from_u64(0xa77);
+        // (batch, seq, heads, hidden): head sizes 16, 32 (vec4) and 7
+        // (scalar: the one-query kernel in both rounds).
+        for (batch, seq, heads, hidden) in [
+            (1, 1, 2, 32),
+            (2, 33, 4, 64),
+            (3, 7, 3, 21),
+            (1, 129, 2, 32),
+            (2, 40, 2, 64),
+        ] {
+            let tokens = batch * seq;
+            let qkv = f16s(&mut rng, tokens * 3 * hidden, -2.0, 2.0);
+            // Padding in every sequence but the first, never all of one.
+            let mask: Vec<u32> = (0..tokens)
+                .map(|t| u32::from(t < seq || t % seq < seq.div_ceil(2)))
+                .collect();
+            let mask_add = additive_mask(&mask);
+            let mut want = vec![0.0; tokens * hidden];
+            attention(&qkv, &mask_add, batch, seq, heads, &mut want);
+            let got = h
+                .attention(&qkv, &mask_add, batch, seq, heads, hidden)
+                .unwrap_or_else(|e| panic!("f16 {kernel:?} attention: {e}"));
+            compare(
+                &format!(
+                    "f16 {kernel:?} attention batch={batch} seq={seq} heads={heads} hidden={hidden}"
+                ),
+                &got,
+                &want,
+                hidden,
+            );
+        }
     }
 }
 

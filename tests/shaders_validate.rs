@@ -3,7 +3,9 @@
 //! load width it is used with and both storage types (f32, f16), must parse
 //! and validate with naga (the shader compiler wgpu uses). Needs no GPU.
 
-use bert_wgpu::gpu::{assemble_shader, assemble_shader_with_output, Preamble};
+use bert_wgpu::gpu::{
+    assemble_shader, assemble_shader_with_output, Preamble, ATTENTION_TILED_SHARED_BYTES,
+};
 use bert_wgpu::DType;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -24,6 +26,7 @@ const KERNELS: &[(&str, &[Preamble])] = &[
     ("linear_tiled.wgsl", &[Preamble::Vec4]),
     ("splitk_reduce.wgsl", &[Preamble::Scalar]),
     ("attention.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
+    ("attention_tiled.wgsl", &[Preamble::Vec4]),
     ("layernorm.wgsl", &[Preamble::Scalar]),
     ("embeddings.wgsl", &[Preamble::Scalar]),
 ];
@@ -116,5 +119,25 @@ fn common_validates_with_each_preamble() {
         if let Err(msg) = check(&format!("common.wgsl ({variant} preamble)"), &source) {
             panic!("{msg}");
         }
+    }
+}
+
+/// The host decides whether the tiled attention kernel fits an adapter's
+/// workgroup memory from `ATTENTION_TILED_SHARED_BYTES`: it must be what the
+/// shader declares (in both storage types; the tiles are f32 in either).
+#[test]
+fn attention_tiled_workgroup_memory_matches_the_host() {
+    let kernel = read_shader("attention_tiled.wgsl");
+    for dtype in [DType::F32, DType::F16] {
+        let source = assemble_shader(Preamble::Vec4, dtype, &kernel);
+        let module = check("attention_tiled.wgsl", &source).unwrap_or_else(|e| panic!("{e}"));
+        let ctx = module.to_ctx();
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, g)| module.types[g.ty].inner.size(ctx))
+            .sum();
+        assert_eq!(bytes, ATTENTION_TILED_SHARED_BYTES, "{dtype}");
     }
 }

@@ -418,6 +418,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if let (Some(s), Some(rb)) = (r.submits_per_forward, r.readbacks_per_forward) {
                     println!("per forward {s} submits, {rb} readbacks");
                 }
+                if let (Some(rec), Some(wait)) = (r.record_ms, r.wait_ms) {
+                    println!(
+                        "host        {rec:.3} ms to record and submit, {wait:.3} ms waiting for the GPU and the readback (means)"
+                    );
+                }
                 if let (Some(b), Some(gbs), Some(held)) =
                     (r.weight_bytes, r.upload_gb_per_s, r.gpu_buffer_bytes)
                 {

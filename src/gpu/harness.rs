@@ -10,9 +10,11 @@
 
 use super::convert::{decode, encode, stored_bytes};
 use super::pipelines::KernelKind;
-use super::pipelines::{choose_gemm, GemmKernel, Kernel, LinearVariant, Pipelines, Preamble};
+use super::pipelines::{
+    choose_attention, choose_gemm, AttentionKernel, GemmKernel, Kernel, LinearVariant, Pipelines,
+};
 use super::plan::{
-    attention_grid, linear_launch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
+    attention_launch, linear_launch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
 };
 use super::GpuContext;
 use crate::error::{Error, Result};
@@ -53,6 +55,7 @@ pub struct KernelHarness {
     ctx: GpuContext,
     pipes: Pipelines,
     gemm: Option<GemmKernel>,
+    attention: Option<AttentionKernel>,
     linear_out: Option<DType>,
 }
 
@@ -95,6 +98,7 @@ impl KernelHarness {
             ctx,
             pipes,
             gemm: None,
+            attention: None,
             linear_out: None,
         })
     }
@@ -122,6 +126,13 @@ impl KernelHarness {
     /// stride to be multiples of 4; otherwise the register kernel runs).
     pub fn force_gemm(&mut self, kernel: Option<GemmKernel>) {
         self.gemm = kernel;
+    }
+
+    /// Runs every later `attention` call with `kernel` instead of the one
+    /// the runner would choose (the tiled kernel still needs a head size
+    /// that is a multiple of 4; otherwise the one-query kernel runs).
+    pub fn force_attention(&mut self, kernel: Option<AttentionKernel>) {
+        self.attention = kernel;
     }
 
     /// Runs every later `linear` call with output type `out` (f32 is what the
@@ -278,8 +289,8 @@ impl KernelHarness {
     /// `attention.wgsl` with the contract of
     /// [`crate::kernels::attention::attention`]: `qkv` is
     /// (batch·seq, 3·hidden), `mask_add` (batch·seq); returns
-    /// (batch·seq, hidden). The vec4 variant runs when the head size is a
-    /// multiple of 4, as in the runner.
+    /// (batch·seq, hidden). The kernel and its vec4 or scalar variant are
+    /// chosen as in the runner (or forced, [`Self::force_attention`]).
     pub fn attention(
         &self,
         qkv: &[f32],
@@ -319,10 +330,15 @@ impl KernelHarness {
         if out_len == 0 {
             return Ok(Vec::new());
         }
-        let kernel = match Preamble::for_lengths(&[d]) {
-            Preamble::Vec4 => self.pipes.get(&self.ctx, KernelKind::AttentionVec4)?,
-            Preamble::Scalar => self.pipes.get(&self.ctx, KernelKind::AttentionScalar)?,
-        };
+        let choice = self.attention.unwrap_or_else(|| {
+            choose_attention(
+                self.ctx.info.device_type,
+                d,
+                self.ctx.limits.max_compute_workgroup_storage_size,
+            )
+        });
+        let (kind, grid) = attention_launch(choice, batch, seq, heads, d);
+        let kernel = self.pipes.get(&self.ctx, kind)?;
         self.dispatch(
             "attention",
             kernel,
@@ -335,7 +351,7 @@ impl KernelHarness {
             ],
             (out_len, self.pipes.dtype),
             bytemuck::bytes_of(&p),
-            attention_grid(batch, seq, heads),
+            grid,
             1,
         )
     }

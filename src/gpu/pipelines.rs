@@ -92,6 +92,48 @@ pub fn splitk_splits(m: usize, n: usize, k: usize) -> (usize, usize) {
     (k.div_ceil(k_chunk).max(1), k_chunk)
 }
 
+/// Which attention kernel runs a self-attention step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// `attention.wgsl`: one query per invocation, no workgroup memory (any
+    /// head size ≤ 128; best on software adapters).
+    Query,
+    /// `attention_tiled.wgsl`: 16 queries per workgroup sharing 16-key K/V
+    /// blocks through workgroup memory (head size a multiple of 4).
+    /// Opt-in (`BERT_WGPU_ATTENTION=tiled`) until measured on a real GPU.
+    Tiled,
+}
+
+/// Workgroup memory `attention_tiled.wgsl` declares, in bytes: Q, K and V
+/// tiles of 16 × 33 vec4<f32>, 16 × 16 scores and three per-row f32 arrays.
+/// `tests/shaders_validate.rs` checks it against the shader.
+pub const ATTENTION_TILED_SHARED_BYTES: u32 = 3 * 16 * 33 * 16 + 16 * 16 * 4 + 3 * 16 * 4;
+
+/// Queries per workgroup of `attention_tiled.wgsl` (its `BQ`).
+pub const ATTENTION_TILED_BQ: u32 = 16;
+
+/// Picks the attention kernel for head size `head_dim` on an adapter of
+/// `device_type` whose workgroup memory limit is `shared_limit` bytes.
+/// `BERT_WGPU_ATTENTION=query|tiled` overrides the default, which is the
+/// one-query kernel on every adapter type until the tiled one is measured
+/// on a real GPU (it is 3-4× slower on lavapipe, where barriers are
+/// expensive); the tiled kernel still needs vec4 heads and the workgroup
+/// memory.
+pub fn choose_attention(
+    device_type: wgpu::DeviceType,
+    head_dim: usize,
+    shared_limit: u32,
+) -> AttentionKernel {
+    // The measured default will depend on the adapter type (as GEMM's does).
+    let _ = device_type;
+    let tiled = std::env::var("BERT_WGPU_ATTENTION").is_ok_and(|v| v == "tiled");
+    if tiled && head_dim % 4 == 0 && shared_limit >= ATTENTION_TILED_SHARED_BYTES {
+        AttentionKernel::Tiled
+    } else {
+        AttentionKernel::Query
+    }
+}
+
 /// Picks the GEMM kernel for an (m, n, k) linear whose input rows are
 /// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|splitk|auto`
 /// overrides the adapter-based default (tiled on hardware GPUs, register on
@@ -168,6 +210,8 @@ pub enum KernelKind {
     AttentionVec4,
     /// `attention.wgsl`, scalar loads.
     AttentionScalar,
+    /// `attention_tiled.wgsl` (vec4 loads).
+    AttentionTiled,
     /// `layernorm.wgsl`.
     LayerNorm,
     /// `embeddings.wgsl`.
@@ -175,14 +219,16 @@ pub enum KernelKind {
 }
 
 /// Pipeline slots: 4 linear variants × 2 output types, then the others.
-const SLOTS: usize = 12;
+const SLOTS: usize = 13;
 
 impl KernelKind {
     /// Kernel family for profiles: linear, attention, layernorm, embeddings.
     pub fn family(self) -> &'static str {
         match self {
             KernelKind::Linear(..) => "linear",
-            KernelKind::AttentionVec4 | KernelKind::AttentionScalar => "attention",
+            KernelKind::AttentionVec4
+            | KernelKind::AttentionScalar
+            | KernelKind::AttentionTiled => "attention",
             KernelKind::LayerNorm => "layernorm",
             KernelKind::Embeddings => "embeddings",
         }
@@ -205,6 +251,7 @@ impl KernelKind {
             KernelKind::AttentionScalar => 9,
             KernelKind::LayerNorm => 10,
             KernelKind::Embeddings => 11,
+            KernelKind::AttentionTiled => 12,
         }
     }
 }
@@ -432,6 +479,13 @@ impl Pipelines {
                 &src(Preamble::Scalar, kernels::attention::WGSL),
                 2,
                 &attn,
+            ),
+            KernelKind::AttentionTiled => kernel(
+                ctx,
+                "attention_tiled",
+                &src(Preamble::Vec4, kernels::attention::WGSL_TILED),
+                2,
+                &[],
             ),
             KernelKind::LayerNorm => kernel(
                 ctx,

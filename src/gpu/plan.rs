@@ -13,8 +13,8 @@ use wgpu::util::DeviceExt;
 use super::convert::stored_bytes;
 pub(crate) use super::pipelines::KernelKind;
 use super::pipelines::{
-    choose_gemm, linear_wg, splitk_splits, GemmKernel, LinearVariant, Preamble, ATTENTION_WG,
-    SPLITK_REDUCE_WG,
+    choose_attention, choose_gemm, linear_wg, splitk_splits, AttentionKernel, GemmKernel,
+    LinearVariant, Preamble, ATTENTION_TILED_BQ, ATTENTION_WG, SPLITK_REDUCE_WG,
 };
 use super::runner::GpuExecutor;
 use crate::error::{Error, Result};
@@ -260,6 +260,35 @@ pub(crate) fn attention_grid(batch: usize, seq: usize, heads: usize) -> [u32; 3]
     ]
 }
 
+/// Pipeline and grid of an attention step that `kernel` runs; the tiled
+/// kernel needs a head size that is a multiple of 4 (otherwise the
+/// one-query kernel runs), and the one-query kernel's load width follows
+/// the head size.
+pub(crate) fn attention_launch(
+    kernel: AttentionKernel,
+    batch: usize,
+    seq: usize,
+    heads: usize,
+    head_dim: usize,
+) -> (KernelKind, [u32; 3]) {
+    let vec4 = Preamble::for_lengths(&[head_dim]) == Preamble::Vec4;
+    match kernel {
+        AttentionKernel::Tiled if vec4 => (
+            KernelKind::AttentionTiled,
+            [
+                ceil_div(seq, ATTENTION_TILED_BQ as usize),
+                heads as u32,
+                batch as u32,
+            ],
+        ),
+        _ if vec4 => (KernelKind::AttentionVec4, attention_grid(batch, seq, heads)),
+        _ => (
+            KernelKind::AttentionScalar,
+            attention_grid(batch, seq, heads),
+        ),
+    }
+}
+
 impl GpuExecutor {
     pub(super) fn plan(&self, n_seq: usize, seq: usize) -> Result<Arc<Mutex<Plan>>> {
         let mut plans = self.plans.lock().map_err(|_| Error::Gpu {
@@ -463,10 +492,12 @@ impl GpuExecutor {
                                 scale: 1.0 / (d as f32).sqrt(),
                                 _pad: [0; 3],
                             };
-                            let kind = match Preamble::for_lengths(&[d]) {
-                                Preamble::Vec4 => KernelKind::AttentionVec4,
-                                Preamble::Scalar => KernelKind::AttentionScalar,
-                            };
+                            let choice = choose_attention(
+                                self.ctx.info.device_type,
+                                d,
+                                self.ctx.limits.max_compute_workgroup_storage_size,
+                            );
+                            let (kind, grid) = attention_launch(choice, n_seq, seq, *heads, d);
                             (
                                 bytemuck::bytes_of(&p).to_vec(),
                                 vec![Launch {
@@ -476,7 +507,7 @@ impl GpuExecutor {
                                         &mask,
                                         &tensors[out.0],
                                     ]),
-                                    grid: attention_grid(n_seq, seq, *heads),
+                                    grid,
                                 }],
                             )
                         }

@@ -11,6 +11,8 @@ pub struct StepTime {
     pub module: String,
     /// Kernel family: linear, attention, layernorm, embeddings.
     pub kernel: &'static str,
+    /// The pipeline that ran (which GEMM / attention variant).
+    pub pipeline: super::KernelKind,
     /// GPU time, ms.
     pub ms: f64,
 }
@@ -96,6 +98,7 @@ impl GpuExecutor {
             .map(|(i, d)| StepTime {
                 module: self.graph.steps[d.step].module.clone(),
                 kernel: d.kind.family(),
+                pipeline: d.kind,
                 ms: ticks[i + 1].saturating_sub(ticks[i]) as f64 * period_ns / 1e6,
             })
             .collect())

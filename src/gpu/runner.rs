@@ -30,6 +30,12 @@ pub struct GpuStats {
     pub readbacks: u64,
     /// Shape plans built (activation buffers + bind groups).
     pub plans_built: u64,
+    /// Host time of forward passes until their submit (validation, inputs,
+    /// recording the dispatches), ns, summed.
+    pub record_ns: u64,
+    /// Time from submit until the outputs are on the host (the GPU's work,
+    /// the map and the conversion to f32), ns, summed.
+    pub wait_ns: u64,
 }
 
 /// The WebGPU executor.
@@ -48,6 +54,8 @@ pub struct GpuExecutor {
     submits: AtomicU64,
     readbacks: AtomicU64,
     pub(super) plans_built: AtomicU64,
+    record_ns: AtomicU64,
+    wait_ns: AtomicU64,
 }
 
 /// What uploading the weights took.
@@ -194,6 +202,8 @@ impl GpuExecutor {
             submits: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             plans_built: AtomicU64::new(0),
+            record_ns: AtomicU64::new(0),
+            wait_ns: AtomicU64::new(0),
         })
     }
 
@@ -237,11 +247,14 @@ impl GpuExecutor {
             submits: self.submits.load(Ordering::SeqCst),
             readbacks: self.readbacks.load(Ordering::SeqCst),
             plans_built: self.plans_built.load(Ordering::SeqCst),
+            record_ns: self.record_ns.load(Ordering::SeqCst),
+            wait_ns: self.wait_ns.load(Ordering::SeqCst),
         }
     }
 
     /// Runs the graph; returns the requested outputs as (rows, cols) tensors.
     pub fn run(&self, enc: &Encoding, wanted: &[&str]) -> Result<Vec<Tensor>> {
+        let started = std::time::Instant::now();
         enc.validate(&self.cfg)?;
         let g = &self.graph;
         let (n_seq, seq) = (enc.sequences(), enc.seq);
@@ -291,6 +304,7 @@ impl GpuExecutor {
             (q.submit(Some(encoder.finish())), off)
         })?;
         let (index, total) = submission;
+        let submitted = std::time::Instant::now();
         self.submits.fetch_add(1, Ordering::SeqCst);
         let raw =
             self.ctx
@@ -307,6 +321,11 @@ impl GpuExecutor {
                         .collect::<Vec<_>>()
                 })?;
         self.readbacks.fetch_add(1, Ordering::SeqCst);
+        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.record_ns
+            .fetch_add(nanos(submitted - started), Ordering::SeqCst);
+        self.wait_ns
+            .fetch_add(nanos(submitted.elapsed()), Ordering::SeqCst);
         let mut result = Vec::with_capacity(outs.len());
         for (t, data) in outs.iter().zip(raw) {
             result.push(Tensor::new(

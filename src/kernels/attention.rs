@@ -1,7 +1,7 @@
 //! Multi-head self-attention from a fused QKV tensor:
 //! `out_h = softmax(Q_h K_hᵀ / √d + mask) · V_h` per (batch, head).
-//! Twin of `shaders/attention.wgsl` (which uses an online softmax; the math is
-//! the same up to rounding).
+//! Twin of `shaders/attention.wgsl` and `shaders/attention_tiled.wgsl` (both
+//! use an online softmax; the math is the same up to rounding).
 //!
 //! Contract: `qkv`: (batch·seq, 3·hidden), columns `[Q | K | V]`, head `h`
 //! owning columns `h·d .. (h+1)·d` of each; `mask_add`: (batch·seq) additive
@@ -9,8 +9,12 @@
 
 use rayon::prelude::*;
 
-/// The WGSL source.
+/// The WGSL source (one query per invocation, no workgroup memory).
 pub const WGSL: &str = include_str!("../../shaders/attention.wgsl");
+
+/// The WGSL source of the workgroup-tiled flash kernel (16 queries × 16-key
+/// blocks per workgroup, K/V staged in workgroup memory).
+pub const WGSL_TILED: &str = include_str!("../../shaders/attention_tiled.wgsl");
 
 /// CPU twin.
 pub fn attention(

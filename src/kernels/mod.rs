@@ -15,6 +15,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("linear_tiled.wgsl", linear::WGSL_TILED),
     ("splitk_reduce.wgsl", linear::WGSL_SPLITK_REDUCE),
     ("attention.wgsl", attention::WGSL),
+    ("attention_tiled.wgsl", attention::WGSL_TILED),
     ("layernorm.wgsl", layernorm::WGSL),
     ("embeddings.wgsl", embeddings::WGSL),
 ];

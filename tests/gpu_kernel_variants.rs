@@ -1,21 +1,26 @@
-//! Whole forwards with the GEMM variants a real GPU would pick or can be
-//! told to pick (`BERT_WGPU_GEMM=tiled|splitk`), on lavapipe: the GPU
-//! executor against the CPU on random models. bert-tiny (k = 128: split-k
+//! Whole forwards with the GEMM and attention variants a real GPU would pick
+//! or can be told to pick (`BERT_WGPU_GEMM=tiled|splitk`,
+//! `BERT_WGPU_ATTENTION=tiled`), on lavapipe: the GPU executor against the
+//! CPU on random models. bert-tiny (k = 128: split-k
 //! leaves every projection unsplit, so the tiled kernel runs with its unused
 //! partial-sum binding, with and without a residual) and all-MiniLM-L6-v2's
 //! shape (k = 384 and 1536: every projection splits, two dispatches each).
-//! In a test binary of its own because the variable is process-wide.
+//! In a test binary of its own because the variables are process-wide.
 
 mod common;
 
 use bert_wgpu::bench;
+use bert_wgpu::gpu::KernelKind;
 use bert_wgpu::{DType, Device};
 
 #[test]
 fn tiled_and_splitk_forwards_match_the_cpu() {
-    for mode in ["tiled", "splitk"] {
-        // Read by choose_gemm when a model builds its first plan.
-        std::env::set_var("BERT_WGPU_GEMM", mode);
+    for (gemm, attn) in [("tiled", "query"), ("splitk", "query"), ("tiled", "tiled")] {
+        // Read by choose_gemm / choose_attention when a model builds its
+        // first plan.
+        std::env::set_var("BERT_WGPU_GEMM", gemm);
+        std::env::set_var("BERT_WGPU_ATTENTION", attn);
+        let mode = format!("{gemm} (attention {attn})");
         for preset in ["bert-tiny", "minilm-l6"] {
             let cfg = bench::preset(preset).unwrap();
             let gpu = match bench::random_model(&cfg, Device::Gpu, DType::F32) {
@@ -53,7 +58,7 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
             let want: usize = [(3 * h, h), (h, h), (f, h), (h, f)]
                 .iter()
                 .map(|&(n, k)| {
-                    if mode == "splitk" && bert_wgpu::gpu::splitk_splits(66, n, k).0 > 1 {
+                    if gemm == "splitk" && bert_wgpu::gpu::splitk_splits(66, n, k).0 > 1 {
                         2
                     } else {
                         1
@@ -70,6 +75,19 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
                         .count();
                     assert_eq!(layer0, want, "{mode} {preset}: {steps:?}");
                     println!("{mode} {preset}: {layer0} linear dispatches in layer 0");
+                    // Both presets have head size 64 or 32: the tiled
+                    // attention kernel runs when asked for.
+                    let want_attn = if attn == "tiled" {
+                        KernelKind::AttentionTiled
+                    } else {
+                        KernelKind::AttentionVec4
+                    };
+                    let attn_steps: Vec<_> =
+                        steps.iter().filter(|s| s.kernel == "attention").collect();
+                    assert_eq!(attn_steps.len(), cfg.num_hidden_layers, "{mode} {preset}");
+                    for s in attn_steps {
+                        assert_eq!(s.pipeline, want_attn, "{mode} {preset}: {}", s.module);
+                    }
                 }
                 // An adapter without timestamp queries inside passes cannot profile.
                 Err(bert_wgpu::Error::Unsupported(e)) => println!("NOTE: no profile: {e}"),
