@@ -82,14 +82,28 @@ for attn in query tiled; do
   BERT_WGPU_ATTENTION=$attn run "$BIG b8 s512 attention=$attn" --device gpu --config $BIG --batch 8 --seq 512 --iters $N8
 done
 BERT_WGPU_ATTENTION=tiled BERT_WGPU_GEMM=splitk run "$BIG b1 s128 attention=tiled gemm=splitk" --device gpu --config $BIG --batch 1 --seq 128 --iters $N1
+
+echo "## Tile kernel (BERT_WGPU_GEMM_TILE=plain is the default; prefetch is opt-in until measured)"
+echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for dtype in f32 f16; do
+  BERT_WGPU_GEMM_TILE=prefetch run "$BIG b32 s128 tile=prefetch" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
+  BERT_WGPU_GEMM_TILE=prefetch BERT_WGPU_ATTENTION=tiled run "$BIG b32 s128 tile=prefetch attention=tiled" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
+  BERT_WGPU_GEMM_TILE=prefetch BERT_WGPU_ATTENTION=tiled BERT_WGPU_GEMM=splitk run "$BIG b1 s128 tile=prefetch attention=tiled gemm=splitk" --device gpu --dtype $dtype --config $BIG --batch 1 --seq 128 --iters $N1
+done
+BERT_WGPU_GEMM_TILE=prefetch BERT_WGPU_ATTENTION=tiled run "$BIG b8 s512 tile=prefetch attention=tiled" --device gpu --config $BIG --batch 8 --seq 512 --iters $N8
+BERT_WGPU_GEMM_TILE=prefetch BERT_WGPU_ATTENTION=tiled run "$SMALL b32 s128 tile=prefetch attention=tiled" --device gpu --config $SMALL --batch 32 --seq 128 --iters $N
 echo "## Per-kernel GPU time ($BIG b1 s128), attention query then tiled"
 BERT_WGPU_ATTENTION=query "$BIN" bench --device gpu --config $BIG --batch 1 --seq 128 --iters $NP --profile || true
 BERT_WGPU_ATTENTION=tiled "$BIN" bench --device gpu --config $BIG --batch 1 --seq 128 --iters $NP --profile || true
 BERT_WGPU_ATTENTION=tiled "$BIN" bench --device gpu --config $BIG --batch 32 --seq 128 --iters $NP --profile || true
 
-echo "## GEMM kernel alone ($BIG shapes, 4096 rows), f32 then f16"
-"$BIN" bench --gemm --device gpu --config $BIG --batch 32 --seq 128 --iters $N
-"$BIN" bench --gemm --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
+echo "## GEMM kernel alone ($BIG shapes, 4096 rows), f32 then f16; plain tiles then prefetch"
+for tile in plain prefetch; do
+  echo "### tile=$tile"
+  BERT_WGPU_GEMM_TILE=$tile "$BIN" bench --gemm --device gpu --config $BIG --batch 32 --seq 128 --iters $N
+  BERT_WGPU_GEMM_TILE=$tile "$BIN" bench --gemm --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
+done
 
 echo "## Per-kernel GPU time ($BIG b32 s128), f32 then f16"
 "$BIN" bench --device gpu --config $BIG --batch 32 --seq 128 --iters $NP --profile || true

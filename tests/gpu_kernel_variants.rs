@@ -10,17 +10,23 @@
 mod common;
 
 use bert_wgpu::bench;
-use bert_wgpu::gpu::KernelKind;
+use bert_wgpu::gpu::{KernelKind, LinearVariant};
 use bert_wgpu::{DType, Device};
 
 #[test]
 fn tiled_and_splitk_forwards_match_the_cpu() {
-    for (gemm, attn) in [("tiled", "query"), ("splitk", "query"), ("tiled", "tiled")] {
-        // Read by choose_gemm / choose_attention when a model builds its
-        // first plan.
+    for (gemm, tile, attn) in [
+        ("tiled", "plain", "query"),
+        ("splitk", "plain", "query"),
+        ("tiled", "prefetch", "tiled"),
+        ("splitk", "prefetch", "tiled"),
+    ] {
+        // Read by choose_gemm / tile_variant / choose_attention when a model
+        // builds its first plan.
         std::env::set_var("BERT_WGPU_GEMM", gemm);
+        std::env::set_var("BERT_WGPU_GEMM_TILE", tile);
         std::env::set_var("BERT_WGPU_ATTENTION", attn);
-        let mode = format!("{gemm} (attention {attn})");
+        let mode = format!("{gemm} (tile {tile}, attention {attn})");
         for preset in ["bert-tiny", "minilm-l6"] {
             let cfg = bench::preset(preset).unwrap();
             let gpu = match bench::random_model(&cfg, Device::Gpu, DType::F32) {
@@ -67,12 +73,27 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
                 .sum();
             match gpu.gpu().unwrap().profile(&enc) {
                 Ok(steps) => {
-                    let layer0 = steps
+                    let linear0: Vec<_> = steps
                         .iter()
                         .filter(|s| {
                             s.module.starts_with("encoder.layer.0.") && s.kernel == "linear"
                         })
-                        .count();
+                        .collect();
+                    let layer0 = linear0.len();
+                    // Every GEMM dispatch is the asked-for tile kernel (the
+                    // others are split-k reduce passes).
+                    let want_tile = if tile == "prefetch" {
+                        LinearVariant::TiledPrefetch
+                    } else {
+                        LinearVariant::Tiled
+                    };
+                    for s in &linear0 {
+                        match s.pipeline {
+                            KernelKind::Linear(v, _)
+                                if v == want_tile || v == LinearVariant::SplitKReduce => {}
+                            other => panic!("{mode} {preset} {}: ran {other:?}", s.module),
+                        }
+                    }
                     assert_eq!(layer0, want, "{mode} {preset}: {steps:?}");
                     println!("{mode} {preset}: {layer0} linear dispatches in layer 0");
                     // Both presets have head size 64 or 32: the tiled

@@ -13,7 +13,7 @@ mod common;
 use common::layer_norm_f64;
 use std::time::Instant;
 
-use bert_wgpu::gpu::{AttentionKernel, GemmKernel, GpuContext, KernelHarness};
+use bert_wgpu::gpu::{AttentionKernel, GemmKernel, GpuContext, KernelHarness, LinearVariant};
 use bert_wgpu::graph::Act;
 use bert_wgpu::kernels::additive_mask;
 use bert_wgpu::kernels::attention::attention;
@@ -200,10 +200,11 @@ fn linear_matches_twin_on_large_shapes() {
     );
 }
 
-/// The workgroup-memory tiled GEMM (what hardware GPUs run), forced on
-/// whatever adapter runs the tests, against the same twin: edges in m, n and
-/// k (k a multiple of 4, as the host guarantees), both tile sizes, the
-/// pooler's row stride, residual and activations.
+/// The workgroup-memory tiled GEMMs (what hardware GPUs run: the plain one
+/// and the prefetching one), forced on whatever adapter runs the tests,
+/// against the same twin: edges in m, n and k (k a multiple of 4, as the
+/// host guarantees), both tile sizes, the pooler's row stride, residual and
+/// activations.
 #[test]
 fn linear_tiled_matches_twin() {
     let Some(mut h) = harness("linear_tiled_matches_twin") else {
@@ -212,8 +213,10 @@ fn linear_tiled_matches_twin() {
     let t = Instant::now();
     let mut rng = StdRng::seed_from_u64(0x7113d);
     let mut worst = 0.0f32;
-    for kernel in [GemmKernel::Tiled] {
-        h.force_gemm(Some(kernel));
+    h.force_gemm(Some(GemmKernel::Tiled));
+    for tile in [LinearVariant::Tiled, LinearVariant::TiledPrefetch] {
+        h.force_tile(Some(tile));
+        println!("tile kernel {tile:?}:");
         let mut cases = Vec::new();
         for (m, n, k) in [
             (1, 1, 4),
@@ -264,14 +267,18 @@ fn linear_splitk_matches_twin() {
     h.force_gemm(Some(GemmKernel::SplitK));
     let mut rng = StdRng::seed_from_u64(0x5b1);
     let mut worst = 0.0f32;
-    for (m, n, k, act, residual) in [
-        (1, 7, 64, Act::Identity, false),
-        (7, 33, 388, Act::Gelu, true),
-        (33, 129, 1536, Act::GeluTanh, true),
-        (129, 384, 768, Act::Tanh, false),
-        (200, 130, 36, Act::Relu, true),
-    ] {
-        worst = worst.max(run_linear(&h, &mut rng, &dense(m, n, k, act, residual)));
+    for tile in [LinearVariant::Tiled, LinearVariant::TiledPrefetch] {
+        h.force_tile(Some(tile));
+        println!("tile kernel {tile:?}:");
+        for (m, n, k, act, residual) in [
+            (1, 7, 64, Act::Identity, false),
+            (7, 33, 388, Act::Gelu, true),
+            (33, 129, 1536, Act::GeluTanh, true),
+            (129, 384, 768, Act::Tanh, false),
+            (200, 130, 36, Act::Relu, true),
+        ] {
+            worst = worst.max(run_linear(&h, &mut rng, &dense(m, n, k, act, residual)));
+        }
     }
     println!("linear split-k: max |err| {worst:.3e}");
 }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use bert_wgpu::gpu::{AttentionKernel, GemmKernel, GpuContext, KernelHarness};
+use bert_wgpu::gpu::{AttentionKernel, GemmKernel, GpuContext, KernelHarness, LinearVariant};
 use bert_wgpu::graph::Act;
 use bert_wgpu::kernels::additive_mask;
 use bert_wgpu::kernels::attention::attention;
@@ -95,8 +95,14 @@ fn f16_linear_matches_twin() {
             Some(GemmKernel::SplitK),
         ),
     ];
-    for (m, n, k, act, residual, force) in cases {
+    let tiles = [LinearVariant::Tiled, LinearVariant::TiledPrefetch];
+    for ((m, n, k, act, residual, force), tile) in cases
+        .into_iter()
+        .flat_map(|c| tiles.map(|t| (c, t)))
+        .filter(|&(c, t)| c.5.is_some() || t == LinearVariant::Tiled)
+    {
         h.force_gemm(force);
+        h.force_tile(Some(tile));
         let s = LinearShape {
             m,
             n,
@@ -114,7 +120,7 @@ fn f16_linear_matches_twin() {
             .linear(s, &x, &w, &b, r.as_deref())
             .unwrap_or_else(|e| panic!("f16 linear {s:?}: {e}"));
         compare(
-            &format!("f16 linear m={m} n={n} k={k} {act:?} residual={residual} {force:?}"),
+            &format!("f16 linear m={m} n={n} k={k} {act:?} residual={residual} {force:?} {tile:?}"),
             &got,
             &want,
             n,
@@ -132,12 +138,20 @@ fn f16_linear_with_f32_output_matches_twin() {
     };
     h.linear_output(Some(DType::F32));
     let mut rng = StdRng::seed_from_u64(0xf32);
-    for (m, n, k, force) in [
-        (7, 33, 129, None),
-        (129, 384, 64, Some(GemmKernel::Tiled)),
-        (33, 7, 21, None),
+    for (m, n, k, force, tile) in [
+        (7, 33, 129, None, LinearVariant::Tiled),
+        (129, 384, 64, Some(GemmKernel::Tiled), LinearVariant::Tiled),
+        (
+            129,
+            384,
+            64,
+            Some(GemmKernel::Tiled),
+            LinearVariant::TiledPrefetch,
+        ),
+        (33, 7, 21, None, LinearVariant::Tiled),
     ] {
         h.force_gemm(force);
+        h.force_tile(Some(tile));
         let s = LinearShape {
             m,
             n,
@@ -166,7 +180,9 @@ fn f16_linear_with_f32_output_matches_twin() {
             );
             max_err = max_err.max(err);
         }
-        println!("f16 linear f32-out m={m} n={n} k={k} {force:?}: max |err| {max_err:.3e}");
+        println!(
+            "f16 linear f32-out m={m} n={n} k={k} {force:?} {tile:?}: max |err| {max_err:.3e}"
+        );
     }
 }
 

@@ -24,6 +24,7 @@ fn preambles() -> Vec<(String, Preamble, DType)> {
 const KERNELS: &[(&str, &[Preamble])] = &[
     ("linear.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
     ("linear_tiled.wgsl", &[Preamble::Vec4]),
+    ("linear_tiled_prefetch.wgsl", &[Preamble::Vec4]),
     ("splitk_reduce.wgsl", &[Preamble::Scalar]),
     ("attention.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
     ("attention_tiled.wgsl", &[Preamble::Vec4]),
@@ -98,6 +99,7 @@ fn every_kernel_parses_and_validates() {
     for (name, width) in [
         ("linear.wgsl", Preamble::Vec4),
         ("linear_tiled.wgsl", Preamble::Vec4),
+        ("linear_tiled_prefetch.wgsl", Preamble::Vec4),
         ("splitk_reduce.wgsl", Preamble::Scalar),
     ] {
         let kernel = read_shader(name);

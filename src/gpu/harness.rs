@@ -11,7 +11,8 @@
 use super::convert::{decode, encode, stored_bytes};
 use super::pipelines::KernelKind;
 use super::pipelines::{
-    choose_attention, choose_gemm, AttentionKernel, GemmKernel, Kernel, LinearVariant, Pipelines,
+    choose_attention, choose_gemm, tile_variant, AttentionKernel, GemmKernel, Kernel,
+    LinearVariant, Pipelines,
 };
 use super::plan::{
     attention_launch, linear_launch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
@@ -55,6 +56,7 @@ pub struct KernelHarness {
     ctx: GpuContext,
     pipes: Pipelines,
     gemm: Option<GemmKernel>,
+    tile: Option<LinearVariant>,
     attention: Option<AttentionKernel>,
     linear_out: Option<DType>,
 }
@@ -98,6 +100,7 @@ impl KernelHarness {
             ctx,
             pipes,
             gemm: None,
+            tile: None,
             attention: None,
             linear_out: None,
         })
@@ -126,6 +129,14 @@ impl KernelHarness {
     /// stride to be multiples of 4; otherwise the register kernel runs).
     pub fn force_gemm(&mut self, kernel: Option<GemmKernel>) {
         self.gemm = kernel;
+    }
+
+    /// Runs the tiled and split-k GEMMs of later `linear` calls with tile
+    /// kernel `tile` ([`LinearVariant::Tiled`] or
+    /// [`LinearVariant::TiledPrefetch`]) instead of [`tile_variant`]'s;
+    /// other variants are ignored.
+    pub fn force_tile(&mut self, tile: Option<LinearVariant>) {
+        self.tile = tile.filter(|t| t.is_tiled());
     }
 
     /// Runs every later `attention` call with `kernel` instead of the one
@@ -218,7 +229,8 @@ impl KernelHarness {
             .gemm
             .unwrap_or_else(|| choose_gemm(self.ctx.info.device_type, m, n, k, x_row_stride));
         let out = self.linear_out.unwrap_or(self.pipes.dtype);
-        let launch = linear_launch(choice, out, m, n, k, x_row_stride);
+        let tile = self.tile.unwrap_or_else(tile_variant);
+        let launch = linear_launch(choice, tile, out, m, n, k, x_row_stride);
         let p = LinearParams {
             m: as_u32(m, "linear m")?,
             n: as_u32(n, "linear n")?,
@@ -254,7 +266,7 @@ impl KernelHarness {
             Slot::Output,
             Slot::Params,
         ];
-        if matches!(launch.kind, KernelKind::Linear(LinearVariant::Tiled, _)) {
+        if matches!(launch.kind, KernelKind::Linear(v, _) if v.is_tiled()) {
             gemm_slots.push(Slot::Scratch);
         }
         let mut launches = vec![HarnessLaunch {

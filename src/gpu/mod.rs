@@ -14,7 +14,8 @@ pub use convert::{decode, encode, stored_bytes};
 pub use harness::KernelHarness;
 pub use pipelines::{
     assemble_shader, assemble_shader_with_output, choose_attention, choose_gemm, splitk_splits,
-    AttentionKernel, GemmKernel, KernelKind, LinearVariant, Preamble, ATTENTION_TILED_SHARED_BYTES,
+    tile_variant, AttentionKernel, GemmKernel, KernelKind, LinearVariant, Preamble,
+    ATTENTION_TILED_SHARED_BYTES,
 };
 pub use profile::StepTime;
 pub use runner::{GpuExecutor, GpuStats, LoadStats};

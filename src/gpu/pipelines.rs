@@ -197,6 +197,27 @@ pub enum LinearVariant {
     Tiled,
     /// `splitk_reduce.wgsl`.
     SplitKReduce,
+    /// `linear_tiled_prefetch.wgsl` (the tiled contract, vec4 workgroup
+    /// reads and register prefetch).
+    TiledPrefetch,
+}
+
+impl LinearVariant {
+    /// A 128 × 128 workgroup-tile kernel (binds the split-k partial sums).
+    pub fn is_tiled(self) -> bool {
+        matches!(self, LinearVariant::Tiled | LinearVariant::TiledPrefetch)
+    }
+}
+
+/// Which 128 × 128 tile kernel [`GemmKernel::Tiled`] and
+/// [`GemmKernel::SplitK`] run: `linear_tiled.wgsl`, or with
+/// `BERT_WGPU_GEMM_TILE=prefetch` `linear_tiled_prefetch.wgsl` (opt-in until
+/// measured on a real GPU).
+pub fn tile_variant() -> LinearVariant {
+    match std::env::var("BERT_WGPU_GEMM_TILE").as_deref() {
+        Ok("prefetch") => LinearVariant::TiledPrefetch,
+        _ => LinearVariant::Tiled,
+    }
 }
 
 /// A pipeline's identity: the kernel, its load width or tiling, and for
@@ -218,8 +239,8 @@ pub enum KernelKind {
     Embeddings,
 }
 
-/// Pipeline slots: 4 linear variants × 2 output types, then the others.
-const SLOTS: usize = 13;
+/// Pipeline slots: 5 linear variants × 2 output types, then the others.
+const SLOTS: usize = 15;
 
 impl KernelKind {
     /// Kernel family for profiles: linear, attention, layernorm, embeddings.
@@ -244,14 +265,15 @@ impl KernelKind {
                     LinearVariant::Scalar => 1,
                     LinearVariant::Tiled => 2,
                     LinearVariant::SplitKReduce => 3,
+                    LinearVariant::TiledPrefetch => 4,
                 };
-                v + if out != dtype { 4 } else { 0 }
+                v + if out != dtype { 5 } else { 0 }
             }
-            KernelKind::AttentionVec4 => 8,
-            KernelKind::AttentionScalar => 9,
-            KernelKind::LayerNorm => 10,
-            KernelKind::Embeddings => 11,
-            KernelKind::AttentionTiled => 12,
+            KernelKind::AttentionVec4 => 10,
+            KernelKind::AttentionScalar => 11,
+            KernelKind::LayerNorm => 12,
+            KernelKind::Embeddings => 13,
+            KernelKind::AttentionTiled => 14,
         }
     }
 }
@@ -453,6 +475,14 @@ impl Pipelines {
                         ctx,
                         "linear_tiled",
                         &src(Preamble::Vec4, kernels::linear::WGSL_TILED),
+                        4,
+                        true,
+                        &[],
+                    ),
+                    LinearVariant::TiledPrefetch => kernel_with(
+                        ctx,
+                        "linear_tiled_prefetch",
+                        &src(Preamble::Vec4, kernels::linear::WGSL_TILED_PREFETCH),
                         4,
                         true,
                         &[],

@@ -13,8 +13,8 @@ use wgpu::util::DeviceExt;
 use super::convert::stored_bytes;
 pub(crate) use super::pipelines::KernelKind;
 use super::pipelines::{
-    choose_attention, choose_gemm, linear_wg, splitk_splits, AttentionKernel, GemmKernel,
-    LinearVariant, Preamble, ATTENTION_TILED_BQ, ATTENTION_WG, SPLITK_REDUCE_WG,
+    choose_attention, choose_gemm, linear_wg, splitk_splits, tile_variant, AttentionKernel,
+    GemmKernel, LinearVariant, Preamble, ATTENTION_TILED_BQ, ATTENTION_WG, SPLITK_REDUCE_WG,
 };
 use super::runner::GpuExecutor;
 use crate::error::{Error, Result};
@@ -190,6 +190,7 @@ impl LinearLaunch {
 /// [`choose_gemm`] decided (`choice`; the tiled kernel needs vec4 loads).
 pub(crate) fn linear_launch(
     choice: GemmKernel,
+    tile: LinearVariant,
     out: DType,
     m: usize,
     n: usize,
@@ -205,14 +206,15 @@ pub(crate) fn linear_launch(
         reduce: None,
     };
     let tiles = |z| [ceil_div(n, 128), ceil_div(m, 128), z];
+    let tiled = KernelKind::Linear(tile, out);
     match (choice, vec4) {
         (GemmKernel::SplitK, true) => {
             let (splits, k_chunk) = splitk_splits(m, n, k);
             if splits <= 1 {
-                return unsplit(KernelKind::Linear(LinearVariant::Tiled, out), tiles(1));
+                return unsplit(tiled, tiles(1));
             }
             LinearLaunch {
-                kind: KernelKind::Linear(LinearVariant::Tiled, out),
+                kind: tiled,
                 grid: tiles(splits as u32),
                 k_chunk,
                 splits,
@@ -222,9 +224,7 @@ pub(crate) fn linear_launch(
                 )),
             }
         }
-        (GemmKernel::Tiled, true) => {
-            unsplit(KernelKind::Linear(LinearVariant::Tiled, out), tiles(1))
-        }
+        (GemmKernel::Tiled, true) => unsplit(tiled, tiles(1)),
         (_, true) => unsplit(
             KernelKind::Linear(LinearVariant::Vec4, out),
             linear_grid(m, n),
@@ -368,8 +368,9 @@ impl GpuExecutor {
                             let m = g.rows(*out, n_seq, seq);
                             let stride = if *cls_only { seq * k } else { k };
                             let choice = choose_gemm(self.ctx.info.device_type, m, *n, k, stride);
+                            let tile = tile_variant();
                             let launch =
-                                linear_launch(choice, tensor_dtype[out.0], m, *n, k, stride);
+                                linear_launch(choice, tile, tensor_dtype[out.0], m, *n, k, stride);
                             let p = LinearParams {
                                 m: m as u32,
                                 n: *n as u32,
@@ -458,7 +459,7 @@ impl GpuExecutor {
                             let mut launches = vec![Launch {
                                 kind: launch.kind,
                                 binds: match launch.kind {
-                                    KernelKind::Linear(LinearVariant::Tiled, _) => {
+                                    KernelKind::Linear(v, _) if v.is_tiled() => {
                                         let mut b = buffers_then_params(&[
                                             &tensors[x.0],
                                             weight,

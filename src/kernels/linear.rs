@@ -19,6 +19,10 @@ pub const WGSL: &str = include_str!("../../shaders/linear.wgsl");
 /// The workgroup-memory tiled variant for real GPUs (same contract).
 pub const WGSL_TILED: &str = include_str!("../../shaders/linear_tiled.wgsl");
 
+/// The WGSL source of the tiled GEMM with vec4 workgroup reads and register
+/// prefetch (same contract as [`WGSL_TILED`]).
+pub const WGSL_TILED_PREFETCH: &str = include_str!("../../shaders/linear_tiled_prefetch.wgsl");
+
 /// The WGSL source of the split-k second pass (sum of the splits, then the
 /// epilogue); its twin is the whole of [`linear`].
 pub const WGSL_SPLITK_REDUCE: &str = include_str!("../../shaders/splitk_reduce.wgsl");
