@@ -31,6 +31,12 @@ echo "## Adapters"
 echo "## Correctness: GPU vs CPU on a random bert-tiny batch"
 "$BIN" selfcheck --config bert-tiny --batch 3 --seq 33 || echo "SELFCHECK FAILED"
 "$BIN" selfcheck --config $BIG --batch 2 --seq 64 || echo "SELFCHECK FAILED"
+echo "## Correctness of the opt-in kernels (each against the CPU)"
+BERT_WGPU_GEMM_TILE=prefetch BERT_WGPU_ATTENTION=tiled "$BIN" selfcheck --config $BIG --batch 2 --seq 64 || echo "SELFCHECK FAILED (prefetch tiles, tiled attention)"
+BERT_WGPU_GEMM=splitk BERT_WGPU_GEMM_TILE=prefetch "$BIN" selfcheck --config $BIG --batch 1 --seq 128 || echo "SELFCHECK FAILED (split-k, prefetch tiles)"
+"$BIN" selfcheck --config $BIG --batch 2 --seq 64 --dtype f16 || echo "SELFCHECK FAILED (f16)"
+BERT_WGPU_GEMM=coop "$BIN" selfcheck --config $BIG --batch 2 --seq 64 --dtype f16 || echo "SELFCHECK FAILED (f16 coop)"
+BERT_WGPU_GEMM=coop "$BIN" selfcheck --config bert-tiny --batch 3 --seq 33 --dtype f16 || echo "SELFCHECK FAILED (f16 coop, bert-tiny)"
 
 run() { # label, args...
   local label="$1"; shift
@@ -61,6 +67,20 @@ for dtype in f32 f16; do
   run "$SMALL b32 s128" --device gpu --dtype $dtype --config $SMALL --batch 32 --seq 128 --iters $N
   run "$SMALL b1 s128" --device gpu --dtype $dtype --config $SMALL --batch 1 --seq 128 --iters $N1
 done
+
+echo "## f16 on cooperative matrices (BERT_WGPU_GEMM=coop; 'info' above shows the fragment size)"
+echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+BERT_WGPU_GEMM=coop run "$BIG b32 s128 gemm=coop" --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
+BERT_WGPU_GEMM=coop BERT_WGPU_ATTENTION=tiled run "$BIG b32 s128 gemm=coop attention=tiled" --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
+BERT_WGPU_GEMM=coop run "$BIG b1 s128 gemm=coop" --device gpu --dtype f16 --config $BIG --batch 1 --seq 128 --iters $N1
+BERT_WGPU_GEMM=coop BERT_WGPU_ATTENTION=tiled run "$BIG b1 s128 gemm=coop attention=tiled" --device gpu --dtype f16 --config $BIG --batch 1 --seq 128 --iters $N1
+BERT_WGPU_GEMM=coop BERT_WGPU_ATTENTION=tiled run "$BIG b8 s512 gemm=coop attention=tiled" --device gpu --dtype f16 --config $BIG --batch 8 --seq 512 --iters $N8
+BERT_WGPU_GEMM=coop BERT_WGPU_ATTENTION=tiled run "$SMALL b32 s128 gemm=coop attention=tiled" --device gpu --dtype f16 --config $SMALL --batch 32 --seq 128 --iters $N
+echo "### GEMM alone, f16 on cooperative matrices ($BIG shapes, 4096 rows)"
+BERT_WGPU_GEMM=coop "$BIN" bench --gemm --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
+echo "### Per-kernel GPU time, f16 coop + tiled attention ($BIG b32 s128)"
+BERT_WGPU_GEMM=coop BERT_WGPU_ATTENTION=tiled "$BIN" bench --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $NP --profile || true
 
 echo "## Small m: $BIG at 128 rows, each GEMM choice (register = the default there)"
 echo "| shape | GEMM | median ms | tokens/s |"

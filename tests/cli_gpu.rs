@@ -98,3 +98,48 @@ fn gpu_json_equals_cpu_json_on_minilm_text() {
     let line = r#"{"text": ["I love this movie!", "This is the worst movie I've seen."], "text_pair": ["Yes.", "No."]}"#;
     compare(&minilm_dir().to_string_lossy(), &format!("{line}\n"));
 }
+
+/// `selfcheck` (the first step of scripts/gpu_bench.sh on a new GPU) passes
+/// in f32 and f16 on this adapter, states the tolerance it held, and fails
+/// on an unknown storage type.
+#[test]
+fn selfcheck_passes_in_f32_and_f16() {
+    for (dtype, tol) in [
+        ("f32", "atol 1e-4 + rtol 1e-3"),
+        ("f16", "atol 1e-2 + rtol 1e-2"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bert-wgpu"))
+            .args([
+                "selfcheck",
+                "--config",
+                "bert-tiny",
+                "--batch",
+                "3",
+                "--seq",
+                "17",
+            ])
+            .args(["--dtype", dtype])
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("cannot start bert-wgpu");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains("no GPU adapter") && allow_no_gpu() {
+            println!("NOTE: no GPU adapter; not run because BERT_WGPU_ALLOW_NO_GPU=1");
+            return;
+        }
+        assert!(out.status.success(), "selfcheck {dtype}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("selfcheck bert-tiny {dtype} batch 3 seq 17"))
+                && stdout.contains(&format!("ok: within {tol}")),
+            "{stdout}"
+        );
+        println!("{stdout}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_bert-wgpu"))
+        .args(["selfcheck", "--dtype", "f8"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("f8"));
+}

@@ -4,7 +4,8 @@
 //! and validate with naga (the shader compiler wgpu uses). Needs no GPU.
 
 use bert_wgpu::gpu::{
-    assemble_shader, assemble_shader_with_output, Preamble, ATTENTION_TILED_SHARED_BYTES,
+    assemble_coop_shader, assemble_shader, assemble_shader_with_output, CoopConfig, Preamble,
+    ATTENTION_TILED_SHARED_BYTES,
 };
 use bert_wgpu::DType;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -25,6 +26,7 @@ const KERNELS: &[(&str, &[Preamble])] = &[
     ("linear.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
     ("linear_tiled.wgsl", &[Preamble::Vec4]),
     ("linear_tiled_prefetch.wgsl", &[Preamble::Vec4]),
+    ("linear_coop.wgsl", &[]),
     ("splitk_reduce.wgsl", &[Preamble::Scalar]),
     ("attention.wgsl", &[Preamble::Vec4, Preamble::Scalar]),
     ("attention_tiled.wgsl", &[Preamble::Vec4]),
@@ -74,6 +76,9 @@ fn every_shader_has_a_binding_header() {
 fn every_kernel_parses_and_validates() {
     let mut failures = Vec::new();
     for (name, widths) in KERNELS {
+        if *name == "linear_coop.wgsl" {
+            continue; // its own assembly, below
+        }
         let kernel = read_shader(name);
         for (variant, preamble, dtype) in preambles() {
             if !widths.contains(&preamble) {
@@ -142,4 +147,22 @@ fn attention_tiled_workgroup_memory_matches_the_host() {
             .sum();
         assert_eq!(bytes, ATTENTION_TILED_SHARED_BYTES, "{dtype}");
     }
+}
+
+/// The cooperative-matrix GEMM as the host assembles it for NVIDIA-like
+/// (16 × 16 fragments, subgroups of 32) and lavapipe-like (8 × 8, 8)
+/// adapters, with f16 and f32 output.
+#[test]
+fn linear_coop_validates_for_each_fragment_size() {
+    let mut failures = Vec::new();
+    for (frag, subgroup) in [(16, 32), (8, 8), (16, 64)] {
+        for out in [DType::F16, DType::F32] {
+            let source = assemble_coop_shader(out, CoopConfig { frag, subgroup });
+            let label = format!("linear_coop.wgsl (F {frag}, SG {subgroup}, {out} output)");
+            if let Err(msg) = check(&label, &source) {
+                failures.push(msg);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

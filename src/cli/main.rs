@@ -122,6 +122,9 @@ enum Command {
         /// Tokens per sequence.
         #[arg(long, default_value_t = 33)]
         seq: usize,
+        /// Storage type on the GPU (f16: the f16 tolerance, 1e-2 + 1e-2·|cpu|).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
     },
     /// Classify texts (text-classification pipeline): labels with scores.
     Classify {
@@ -366,8 +369,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("{}", serde_json::to_string(&r)?);
                     } else {
                         println!(
-                            "{:<18} m {:>6} n {:>5} k {:>5}  {:>9.3} ms  {:>8.1} GFLOP/s",
-                            r.name, r.m, r.n, r.k, r.ms, r.gflops
+                            "{:<18} m {:>6} n {:>5} k {:>5}  {:>9.3} ms  {:>8.1} GFLOP/s  {}",
+                            r.name, r.m, r.n, r.k, r.ms, r.gflops, r.kernel
                         );
                     }
                 }
@@ -460,19 +463,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         100.0 * ms / total.max(1e-12)
                     );
                 }
+                // Which variant ran (the env-selected kernels fall back
+                // silently where an adapter cannot run them).
+                let mut pipelines: Vec<(String, f64, usize)> = Vec::new();
+                for s in &steps {
+                    let name = format!("{:?}", s.pipeline);
+                    match pipelines.iter_mut().find(|(k, _, _)| *k == name) {
+                        Some(e) => {
+                            e.1 += s.ms;
+                            e.2 += 1;
+                        }
+                        None => pipelines.push((name, s.ms, 1)),
+                    }
+                }
+                println!("by pipeline");
+                for (k, ms, n) in &pipelines {
+                    println!(
+                        "  {k:<28} {ms:>9.2} ms  {:>5.1}%  ({n} dispatches)",
+                        100.0 * ms / total.max(1e-12)
+                    );
+                }
             }
             Ok(())
         }
-        Command::Selfcheck { config, batch, seq } => {
+        Command::Selfcheck {
+            config,
+            batch,
+            seq,
+            dtype,
+        } => {
             let cfg = bert_wgpu::bench::preset(&config)?;
-            let (max_abs, excess) = bert_wgpu::bench::selfcheck(&cfg, Device::Gpu, batch, seq)?;
-            println!("selfcheck {config} batch {batch} seq {seq}: max |gpu - cpu| = {max_abs:.3e}");
+            let dtype: DType = dtype.parse()?;
+            let (max_abs, excess) =
+                bert_wgpu::bench::selfcheck(&cfg, Device::Gpu, dtype, batch, seq)?;
+            let (atol, rtol) = bert_wgpu::bench::selfcheck_tolerance(dtype);
+            println!(
+                "selfcheck {config} {dtype} batch {batch} seq {seq}: max |gpu - cpu| = {max_abs:.3e}"
+            );
             if excess > 0.0 {
                 anyhow::bail!(
-                    "GPU and CPU differ beyond atol 1e-4 + rtol 1e-3 (max |diff| {max_abs:.3e})"
+                    "GPU and CPU differ beyond atol {atol:e} + rtol {rtol:e} (max |diff| {max_abs:.3e})"
                 );
             }
-            println!("ok: within atol 1e-4 + rtol 1e-3");
+            println!("ok: within atol {atol:e} + rtol {rtol:e}");
             Ok(())
         }
         Command::Classify {
@@ -538,6 +571,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     l.max_storage_buffer_binding_size, l.max_buffer_size, l.max_compute_workgroup_storage_size,
                     l.max_compute_invocations_per_workgroup, l.max_compute_workgroups_per_dimension
                 );
+                match a.coop {
+                    Some(c) => println!(
+                        "  cooperative matrices: {0}×{0} f16 · f16 + f32, subgroup size {1} (BERT_WGPU_GEMM=coop with --dtype f16)",
+                        c.frag, c.subgroup
+                    ),
+                    None => println!("  cooperative matrices: none usable"),
+                }
             }
             match bert_wgpu::gpu::GpuContext::new(false) {
                 Ok(c) => println!("--device auto would use: {}", c.describe()),

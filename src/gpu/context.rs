@@ -20,6 +20,8 @@ pub struct AdapterReport {
     pub features: wgpu::Features,
     /// The adapter's limits.
     pub limits: wgpu::Limits,
+    /// The cooperative-matrix shape the f16 GEMM would use here.
+    pub coop: Option<CoopConfig>,
 }
 
 /// A device and queue with error capture installed.
@@ -34,10 +36,60 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Optional features enabled.
     pub features: wgpu::Features,
+    /// What the cooperative-matrix (tensor core) GEMM can use here, when the
+    /// adapter has it.
+    pub coop: Option<CoopConfig>,
     uncaptured: Arc<Mutex<Option<String>>>,
     lost: Arc<AtomicBool>,
     lost_reason: Arc<Mutex<String>>,
     timeout: Duration,
+}
+
+/// The cooperative-matrix shape `linear_coop.wgsl` runs with: square
+/// `frag` × `frag` × `frag` f16 × f16 + f32 products at subgroup scope, on
+/// an adapter with a fixed subgroup size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoopConfig {
+    /// Fragment size: 16 (NVIDIA, AMD) or 8 (lavapipe, Apple).
+    pub frag: u32,
+    /// The adapter's (only) subgroup size.
+    pub subgroup: u32,
+}
+
+/// The cooperative-matrix configuration `linear_coop.wgsl` can use on
+/// `adapter`: it needs wgpu's experimental cooperative matrices, subgroups,
+/// f16, one fixed subgroup size and a square f16 · f16 + f32 fragment of 16
+/// (preferred) or 8. `BERT_WGPU_COOP=0` turns it off.
+fn coop_config(adapter: &wgpu::Adapter) -> Option<CoopConfig> {
+    let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::SUBGROUP
+        | wgpu::Features::SHADER_F16;
+    if std::env::var("BERT_WGPU_COOP").is_ok_and(|v| v == "0")
+        || !adapter.features().contains(needed)
+    {
+        return None;
+    }
+    let info = adapter.get_info();
+    if info.subgroup_min_size != info.subgroup_max_size || info.subgroup_min_size == 0 {
+        return None;
+    }
+    use wgpu::CooperativeScalarType as T;
+    let props = adapter.cooperative_matrix_properties();
+    [16, 8]
+        .into_iter()
+        .find(|&f| {
+            props.iter().any(|p| {
+                p.m_size == f
+                    && p.n_size == f
+                    && p.k_size == f
+                    && p.ab_type == T::F16
+                    && p.cr_type == T::F32
+            })
+        })
+        .map(|frag| CoopConfig {
+            frag,
+            subgroup: info.subgroup_min_size,
+        })
 }
 
 /// An instance over `backends`, unless `WGPU_BACKEND` names others.
@@ -58,6 +110,7 @@ pub fn list_adapters() -> Vec<AdapterReport> {
             info: a.get_info(),
             features: a.features(),
             limits: a.limits(),
+            coop: coop_config(&a),
         })
         .collect()
 }
@@ -135,12 +188,24 @@ impl GpuContext {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features = adapter.features() & wanted_features();
+        let coop = coop_config(&adapter);
+        let mut features = adapter.features() & wanted_features();
+        let experimental = if coop.is_some() {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            // SAFETY: wgpu asks callers to acknowledge that experimental
+            // features may change and may have implementation bugs; the
+            // only user is linear_coop.wgsl, which the tests hold to its
+            // CPU twin on an adapter that has the feature
+            // (scripts/coop_test.sh).
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("bert-wgpu"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -173,6 +238,7 @@ impl GpuContext {
             info,
             limits,
             features,
+            coop,
             uncaptured,
             lost,
             lost_reason,

@@ -15,7 +15,8 @@ use super::pipelines::{
     LinearVariant, Pipelines,
 };
 use super::plan::{
-    attention_launch, linear_launch, row_grid, AttnParams, EmbParams, LinearParams, LnParams,
+    attention_launch, linear_launch, row_grid, AttnParams, EmbParams, LinearLaunch, LinearParams,
+    LnParams,
 };
 use super::GpuContext;
 use crate::error::{Error, Result};
@@ -187,6 +188,24 @@ impl KernelHarness {
         Ok(((many - one) / reps.max(1) as f64).max(0.0))
     }
 
+    /// The launch a `linear` call of this shape gets (forced or chosen as
+    /// the runner would).
+    fn linear_plan(&self, m: usize, n: usize, k: usize, x_row_stride: usize) -> LinearLaunch {
+        let choice = self.gemm.unwrap_or_else(|| {
+            let coop = self.ctx.coop.filter(|_| self.pipes.dtype == DType::F16);
+            choose_gemm(self.ctx.info.device_type, coop, m, n, k, x_row_stride)
+        });
+        let out = self.linear_out.unwrap_or(self.pipes.dtype);
+        let tile = self.tile.unwrap_or_else(tile_variant);
+        linear_launch(choice, tile, out, m, n, k, x_row_stride)
+    }
+
+    /// The GEMM pipeline a `linear` call of this shape runs (the first
+    /// dispatch; split-k adds a reduce pass).
+    pub fn linear_pipeline(&self, m: usize, n: usize, k: usize, x_row_stride: usize) -> KernelKind {
+        self.linear_plan(m, n, k, x_row_stride).kind
+    }
+
     fn linear_reps(
         &self,
         s: LinearShape,
@@ -225,12 +244,8 @@ impl KernelHarness {
         if let Some(r) = residual {
             expect_len("linear residual (m, n)", r.len(), out_len)?;
         }
-        let choice = self
-            .gemm
-            .unwrap_or_else(|| choose_gemm(self.ctx.info.device_type, m, n, k, x_row_stride));
+        let launch = self.linear_plan(m, n, k, x_row_stride);
         let out = self.linear_out.unwrap_or(self.pipes.dtype);
-        let tile = self.tile.unwrap_or_else(tile_variant);
-        let launch = linear_launch(choice, tile, out, m, n, k, x_row_stride);
         let p = LinearParams {
             m: as_u32(m, "linear m")?,
             n: as_u32(n, "linear n")?,

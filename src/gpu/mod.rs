@@ -9,13 +9,13 @@ mod plan;
 mod profile;
 mod runner;
 
-pub use context::{list_adapters, AdapterReport, GpuContext};
+pub use context::{list_adapters, AdapterReport, CoopConfig, GpuContext};
 pub use convert::{decode, encode, stored_bytes};
 pub use harness::KernelHarness;
 pub use pipelines::{
-    assemble_shader, assemble_shader_with_output, choose_attention, choose_gemm, splitk_splits,
-    tile_variant, AttentionKernel, GemmKernel, KernelKind, LinearVariant, Preamble,
-    ATTENTION_TILED_SHARED_BYTES,
+    assemble_coop_shader, assemble_shader, assemble_shader_with_output, choose_attention,
+    choose_gemm, splitk_splits, tile_variant, AttentionKernel, GemmKernel, KernelKind,
+    LinearVariant, Preamble, ATTENTION_TILED_SHARED_BYTES,
 };
 pub use profile::StepTime;
 pub use runner::{GpuExecutor, GpuStats, LoadStats};

@@ -68,6 +68,11 @@ pub enum GemmKernel {
     /// for small m (see [`splitk_splits`]). Opt-in (`BERT_WGPU_GEMM=splitk`)
     /// until measured on a real GPU.
     SplitK,
+    /// `linear_coop.wgsl`: cooperative-matrix (tensor core) products of f16
+    /// storage with f32 accumulation, in square output tiles of this many
+    /// rows (4 fragments). Opt-in (`BERT_WGPU_GEMM=coop`) until measured on
+    /// a real GPU; needs [`crate::gpu::CoopConfig`].
+    Coop(u32),
 }
 
 /// Workgroups split-k aims for (an H200 has 132 SMs).
@@ -135,11 +140,13 @@ pub fn choose_attention(
 }
 
 /// Picks the GEMM kernel for an (m, n, k) linear whose input rows are
-/// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|splitk|auto`
+/// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|splitk|coop|auto`
 /// overrides the adapter-based default (tiled on hardware GPUs, register on
-/// CPU adapters).
+/// CPU adapters); `coop` needs `coop` (f16 storage on an adapter with
+/// cooperative matrices, else it is ignored).
 pub fn choose_gemm(
     device_type: wgpu::DeviceType,
+    coop: Option<crate::gpu::CoopConfig>,
     m: usize,
     n: usize,
     k: usize,
@@ -147,6 +154,9 @@ pub fn choose_gemm(
 ) -> GemmKernel {
     let vec4 = Preamble::for_lengths(&[k, x_row_stride]) == Preamble::Vec4;
     let mode = std::env::var("BERT_WGPU_GEMM").unwrap_or_default();
+    if let (Some(c), true, "coop") = (coop, vec4, mode.as_str()) {
+        return GemmKernel::Coop(4 * c.frag);
+    }
     let tiled = match mode.as_str() {
         "register" => false,
         "tiled" | "splitk" => true,
@@ -186,6 +196,25 @@ pub fn assemble_shader_with_output(
     )
 }
 
+/// Full WGSL source of `linear_coop.wgsl` for f16 storage, output type
+/// `out` and the adapter's cooperative-matrix shape `cfg`.
+pub fn assemble_coop_shader(out: DType, cfg: crate::gpu::CoopConfig) -> String {
+    let f = cfg.frag;
+    let coop = format!(
+        "const F: u32 = {f}u;\nconst SG: u32 = {}u;\nalias CA = coop_mat{f}x{f}<f16, A>;\nalias CB = coop_mat{f}x{f}<f16, B>;\nalias CC = coop_mat{f}x{f}<f32, C>;\n",
+        cfg.subgroup
+    );
+    format!(
+        "enable wgpu_cooperative_matrix;\n{}",
+        assemble_shader_with_output(
+            Preamble::Vec4,
+            DType::F16,
+            out,
+            &format!("{coop}\n{}", kernels::linear::WGSL_COOP)
+        )
+    )
+}
+
 /// A `linear` pipeline variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinearVariant {
@@ -200,6 +229,8 @@ pub enum LinearVariant {
     /// `linear_tiled_prefetch.wgsl` (the tiled contract, vec4 workgroup
     /// reads and register prefetch).
     TiledPrefetch,
+    /// `linear_coop.wgsl` (cooperative matrices, f16 storage only).
+    Coop,
 }
 
 impl LinearVariant {
@@ -239,8 +270,8 @@ pub enum KernelKind {
     Embeddings,
 }
 
-/// Pipeline slots: 5 linear variants × 2 output types, then the others.
-const SLOTS: usize = 15;
+/// Pipeline slots: 6 linear variants × 2 output types, then the others.
+const SLOTS: usize = 17;
 
 impl KernelKind {
     /// Kernel family for profiles: linear, attention, layernorm, embeddings.
@@ -266,14 +297,15 @@ impl KernelKind {
                     LinearVariant::Tiled => 2,
                     LinearVariant::SplitKReduce => 3,
                     LinearVariant::TiledPrefetch => 4,
+                    LinearVariant::Coop => 5,
                 };
-                v + if out != dtype { 5 } else { 0 }
+                v + if out != dtype { 6 } else { 0 }
             }
-            KernelKind::AttentionVec4 => 10,
-            KernelKind::AttentionScalar => 11,
-            KernelKind::LayerNorm => 12,
-            KernelKind::Embeddings => 13,
-            KernelKind::AttentionTiled => 14,
+            KernelKind::AttentionVec4 => 12,
+            KernelKind::AttentionScalar => 13,
+            KernelKind::LayerNorm => 14,
+            KernelKind::Embeddings => 15,
+            KernelKind::AttentionTiled => 16,
         }
     }
 }
@@ -428,8 +460,16 @@ impl Pipelines {
             return Ok(k);
         }
         let started = std::time::Instant::now();
+        let coop = ctx.coop.filter(|_| self.dtype == DType::F16);
+        if matches!(kind, KernelKind::Linear(LinearVariant::Coop, _)) && coop.is_none() {
+            return Err(Error::Unsupported(format!(
+                "the cooperative-matrix GEMM on {} with {} storage (it needs f16 storage and an adapter with f16 cooperative matrices)",
+                ctx.describe(),
+                self.dtype
+            )));
+        }
         let compiled = ctx.scoped(&format!("compiling the {kind:?} shader"), || {
-            self.compile(ctx, kind)
+            self.compile(ctx, kind, coop)
         })?;
         log::debug!(
             "compiled {kind:?} ({}) in {:.1} ms",
@@ -444,7 +484,14 @@ impl Pipelines {
         })
     }
 
-    fn compile(&self, ctx: &GpuContext, kind: KernelKind) -> Kernel {
+    /// `coop`: the cooperative-matrix shape, checked present for
+    /// [`LinearVariant::Coop`] by the caller.
+    fn compile(
+        &self,
+        ctx: &GpuContext,
+        kind: KernelKind,
+        coop: Option<crate::gpu::CoopConfig>,
+    ) -> Kernel {
         let dtype = self.dtype;
         let (wx, wy) = (linear_wg().0 as f64, linear_wg().1 as f64);
         let lin = [("WG_X", wx), ("WG_Y", wy)];
@@ -487,6 +534,14 @@ impl Pipelines {
                         true,
                         &[],
                     ),
+                    LinearVariant::Coop => {
+                        // Unreachable default: `get` checked `coop`.
+                        let cfg = coop.unwrap_or(crate::gpu::CoopConfig {
+                            frag: 8,
+                            subgroup: 8,
+                        });
+                        kernel(ctx, "linear_coop", &assemble_coop_shader(out, cfg), 4, &[])
+                    }
                     LinearVariant::SplitKReduce => kernel(
                         ctx,
                         "splitk_reduce",

@@ -225,6 +225,10 @@ pub(crate) fn linear_launch(
             }
         }
         (GemmKernel::Tiled, true) => unsplit(tiled, tiles(1)),
+        (GemmKernel::Coop(t), true) => unsplit(
+            KernelKind::Linear(LinearVariant::Coop, out),
+            [ceil_div(n, t as usize), ceil_div(m, t as usize), 1],
+        ),
         (_, true) => unsplit(
             KernelKind::Linear(LinearVariant::Vec4, out),
             linear_grid(m, n),
@@ -367,7 +371,14 @@ impl GpuExecutor {
                             let k = g.tensors[x.0].cols;
                             let m = g.rows(*out, n_seq, seq);
                             let stride = if *cls_only { seq * k } else { k };
-                            let choice = choose_gemm(self.ctx.info.device_type, m, *n, k, stride);
+                            let choice = choose_gemm(
+                                self.ctx.info.device_type,
+                                self.coop(),
+                                m,
+                                *n,
+                                k,
+                                stride,
+                            );
                             let tile = tile_variant();
                             let launch =
                                 linear_launch(choice, tile, tensor_dtype[out.0], m, *n, k, stride);

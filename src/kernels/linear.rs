@@ -23,6 +23,10 @@ pub const WGSL_TILED: &str = include_str!("../../shaders/linear_tiled.wgsl");
 /// prefetch (same contract as [`WGSL_TILED`]).
 pub const WGSL_TILED_PREFETCH: &str = include_str!("../../shaders/linear_tiled_prefetch.wgsl");
 
+/// The WGSL source of the cooperative-matrix (tensor core) GEMM for f16
+/// storage (assembled by `gpu::assemble_coop_shader`).
+pub const WGSL_COOP: &str = include_str!("../../shaders/linear_coop.wgsl");
+
 /// The WGSL source of the split-k second pass (sum of the splits, then the
 /// epilogue); its twin is the whole of [`linear`].
 pub const WGSL_SPLITK_REDUCE: &str = include_str!("../../shaders/splitk_reduce.wgsl");

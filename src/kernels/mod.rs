@@ -14,6 +14,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("linear.wgsl", linear::WGSL),
     ("linear_tiled.wgsl", linear::WGSL_TILED),
     ("linear_tiled_prefetch.wgsl", linear::WGSL_TILED_PREFETCH),
+    ("linear_coop.wgsl", linear::WGSL_COOP),
     ("splitk_reduce.wgsl", linear::WGSL_SPLITK_REDUCE),
     ("attention.wgsl", attention::WGSL),
     ("attention_tiled.wgsl", attention::WGSL_TILED),
