@@ -19,9 +19,8 @@
 //                                    h·d .. (h+1)·d
 //   3  p:    uniform AttnParams
 //
-// struct AttnParams { batch: u32, seq: u32, heads: u32, head_dim: u32,
-//                     scale: f32, _pad0: u32, _pad1: u32, _pad2: u32 }
-//   (32 bytes; scale = 1/√d).
+// struct AttnParams (common.wgsl) { batch, seq, heads, head_dim, scale,
+//   3 × padding } (32 bytes; scale = 1/√d).
 //
 // Dispatch: @workgroup_size(WG) (override, default 64); grid
 // (ceil(seq / WG), heads, batch). Invocation gid = (query position, head,
@@ -53,17 +52,6 @@
 // in the max. head_dim ≤ 128 is required (the host must check); a larger
 // head_dim is clamped to MAX_D so the private arrays are never indexed out of
 // bounds (its output would be incomplete, never out of bounds).
-
-struct AttnParams {
-    batch: u32,
-    seq: u32,
-    heads: u32,
-    head_dim: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 @group(0) @binding(0) var<storage, read> qkv: array<VS>;
 @group(0) @binding(1) var<storage, read> mask: array<f32>;

@@ -55,17 +55,6 @@
 // pass and 4 passes cover BQ = 16; when dv does not divide 128 the last
 // 128 mod dv invocations own no output).
 
-struct AttnParams {
-    batch: u32,
-    seq: u32,
-    heads: u32,
-    head_dim: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 @group(0) @binding(0) var<storage, read> qkv: array<VS>;
 @group(0) @binding(1) var<storage, read> mask: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<ST>;

@@ -22,10 +22,14 @@
 //   5 tanh. Never NaN/inf for finite x (except where the exact result itself
 //   overflows, which no activation here does).
 // - struct LinearParams: the uniform shared by linear.wgsl,
-//   linear_tiled.wgsl and splitk_reduce.wgsl (and the Rust LinearParams in
-//   src/gpu/plan.rs): { m, n, k, x_row_stride, act, has_residual, k_chunk,
-//   splits }, all u32, 32 bytes. k_chunk and splits are split-k's (k per
-//   split, number of splits); linear.wgsl ignores them.
+//   linear_tiled.wgsl, linear_tiled_prefetch.wgsl, linear_coop.wgsl and
+//   splitk_reduce.wgsl (and the Rust LinearParams in src/gpu/plan.rs):
+//   { m, n, k, x_row_stride, act, has_residual, k_chunk, splits }, all u32,
+//   32 bytes. k_chunk and splits are split-k's (k per split, number of
+//   splits); linear.wgsl and linear_coop.wgsl ignore them.
+// - struct AttnParams: the uniform of attention.wgsl and
+//   attention_tiled.wgsl (Rust AttnParams in src/gpu/plan.rs): { batch, seq,
+//   heads, head_dim, scale (f32, 1/√head_dim), 3 × u32 padding }, 32 bytes.
 // - Sizes: elementwise only; nothing about tiles.
 
 struct LinearParams {
@@ -37,6 +41,17 @@ struct LinearParams {
     has_residual: u32,
     k_chunk: u32,
     splits: u32,
+}
+
+struct AttnParams {
+    batch: u32,
+    seq: u32,
+    heads: u32,
+    head_dim: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const TANH_CLAMP: f32 = 15.0;

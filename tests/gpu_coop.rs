@@ -59,13 +59,6 @@ fn coop_context(test: &str) -> Option<GpuContext> {
     }
 }
 
-/// Random values in [lo, hi), rounded to f16 (what the GPU stores).
-fn f16s(rng: &mut StdRng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..len)
-        .map(|_| half::f16::from_f32(rng.random_range(lo..hi)).to_f32())
-        .collect()
-}
-
 #[test]
 fn coop_linear_matches_twin() {
     let Some(ctx) = coop_context("coop_linear_matches_twin") else {
@@ -100,10 +93,10 @@ fn coop_linear_matches_twin() {
                 x_row_stride: stride,
                 act,
             };
-            let x = f16s(&mut rng, (m - 1) * stride + k, -1.0, 1.0);
-            let w = f16s(&mut rng, n * k, -0.5, 0.5);
+            let x = common::f16s(&mut rng, (m - 1) * stride + k, -1.0, 1.0);
+            let w = common::f16s(&mut rng, n * k, -0.5, 0.5);
             let b: Vec<f32> = (0..n).map(|_| rng.random_range(-0.5..0.5)).collect();
-            let r = residual.then(|| f16s(&mut rng, m * n, -1.0, 1.0));
+            let r = residual.then(|| common::f16s(&mut rng, m * n, -1.0, 1.0));
             let mut want = vec![0.0; m * n];
             linear(s, &x, &w, &b, r.as_deref(), &mut want);
             let got = h
@@ -144,22 +137,7 @@ fn coop_forward_matches_the_cpu() {
         let gpu = bench::random_model(&cfg, Device::Gpu, DType::F16).unwrap();
         let cpu = bench::random_model(&cfg, Device::Cpu, DType::F32).unwrap();
         let enc = bench::random_encoding(&cfg, 2, 33);
-        let g = gpu
-            .forward(&enc)
-            .unwrap_or_else(|e| panic!("{preset}: {e}"));
-        let c = cpu.forward(&enc).unwrap();
-        for (what, a, b) in [
-            (
-                "last_hidden_state",
-                &g.last_hidden_state,
-                &c.last_hidden_state,
-            ),
-            ("pooler_output", &g.pooler_output, &c.pooler_output),
-        ] {
-            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
-            let err = common::assert_close(&format!("coop {preset} {what}"), a, b, 1e-2, 1e-2);
-            println!("coop {preset} {what}: max |gpu f16 - cpu f32| {err:.3e}");
-        }
+        common::compare_forwards(&format!("coop f16 {preset}"), &gpu, &cpu, &enc, 1e-2, 1e-2);
         // Every linear dispatch ran the cooperative-matrix kernel.
         match gpu.gpu().unwrap().profile(&enc) {
             Ok(steps) => {

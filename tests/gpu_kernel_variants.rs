@@ -40,23 +40,7 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
             let cpu = bench::random_model(&cfg, Device::Cpu, DType::F32).unwrap();
             // Batch 2 × 33 tokens: m = 66, few 128-row tiles.
             let enc = bench::random_encoding(&cfg, 2, 33);
-            let g = gpu
-                .forward(&enc)
-                .unwrap_or_else(|e| panic!("{mode} {preset}: {e}"));
-            let c = cpu.forward(&enc).unwrap();
-            for (what, a, b) in [
-                (
-                    "last_hidden_state",
-                    &g.last_hidden_state,
-                    &c.last_hidden_state,
-                ),
-                ("pooler_output", &g.pooler_output, &c.pooler_output),
-            ] {
-                let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
-                let err =
-                    common::assert_close(&format!("{mode} {preset} {what}"), a, b, 1e-4, 1e-3);
-                println!("{mode} {preset} {what}: max |gpu - cpu| {err:.3e}");
-            }
+            common::compare_forwards(&format!("{mode} {preset}"), &gpu, &cpu, &enc, 1e-4, 1e-3);
             // Split linear steps record two dispatches each: layer 0's
             // projections are (m, n, k) = (66, 3h, h), (66, h, h), (66, f, h),
             // (66, h, f).

@@ -42,12 +42,7 @@ fn harness(test: &str) -> Option<KernelHarness> {
     )
 }
 
-/// Random values in [lo, hi), rounded to f16 (what the GPU stores).
-fn f16s(rng: &mut StdRng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..len)
-        .map(|_| half::f16::from_f32(rng.random_range(lo..hi)).to_f32())
-        .collect()
-}
+use common::f16s;
 
 fn f32s(rng: &mut StdRng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(lo..hi)).collect()

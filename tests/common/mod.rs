@@ -225,3 +225,37 @@ pub fn layer_norm_f64(
     }
     (out, max_inv)
 }
+
+/// Random values in [lo, hi), rounded to f16 (what an f16 GPU model stores).
+pub fn f16s(rng: &mut rand::rngs::StdRng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+    use rand::Rng;
+    (0..len)
+        .map(|_| half::f16::from_f32(rng.random_range(lo..hi)).to_f32())
+        .collect()
+}
+
+/// Runs `enc` through both models and holds the GPU's hidden states and
+/// pooled output to the CPU's within atol + rtol·|cpu|; prints the errors.
+pub fn compare_forwards(
+    tag: &str,
+    gpu: &Model,
+    cpu: &Model,
+    enc: &bert_wgpu::Encoding,
+    atol: f32,
+    rtol: f32,
+) {
+    let g = gpu.forward(enc).unwrap_or_else(|e| panic!("{tag}: {e}"));
+    let c = cpu.forward(enc).unwrap();
+    for (what, a, b) in [
+        (
+            "last_hidden_state",
+            &g.last_hidden_state,
+            &c.last_hidden_state,
+        ),
+        ("pooler_output", &g.pooler_output, &c.pooler_output),
+    ] {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        let err = assert_close(&format!("{tag} {what}"), a, b, atol, rtol);
+        println!("{tag} {what}: max |gpu - cpu| {err:.3e}");
+    }
+}
