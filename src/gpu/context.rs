@@ -188,28 +188,48 @@ impl GpuContext {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let coop = coop_config(&adapter);
-        let mut features = adapter.features() & wanted_features();
-        let experimental = if coop.is_some() {
-            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
-            // SAFETY: wgpu asks callers to acknowledge that experimental
-            // features may change and may have implementation bugs; the
-            // only user is linear_coop.wgsl, which the tests hold to its
-            // CPU twin on an adapter that has the feature
-            // (scripts/coop_test.sh).
-            unsafe { wgpu::ExperimentalFeatures::enabled() }
-        } else {
-            wgpu::ExperimentalFeatures::disabled()
+        let base = adapter.features() & wanted_features();
+        let open = |coop: bool| {
+            let (features, experimental) = if coop {
+                // SAFETY: wgpu asks callers to acknowledge that experimental
+                // features may change and may have implementation bugs; the
+                // only user is linear_coop.wgsl, which the tests hold to its
+                // CPU twin on an adapter that has the feature
+                // (scripts/coop_test.sh).
+                (
+                    base | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+                    unsafe { wgpu::ExperimentalFeatures::enabled() },
+                )
+            } else {
+                (base, wgpu::ExperimentalFeatures::disabled())
+            };
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("bert-wgpu"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: experimental,
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            }))
+            .map(|dq| (dq, features))
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("bert-wgpu"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: experimental,
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
+        let mut coop = coop_config(&adapter);
+        // A device with cooperative matrices, and if the driver refuses
+        // that, one without (the feature is only ever an extra).
+        let opened = if coop.is_some() {
+            open(true).or_else(|e| {
+                log::warn!(
+                    "{}: no device with cooperative matrices ({e}); opening one without",
+                    info.name
+                );
+                coop = None;
+                open(false)
+            })
+        } else {
+            open(false)
+        };
+        let ((device, queue), features) = opened
+            .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", info.name)))?;
         let uncaptured = Arc::new(Mutex::new(None::<String>));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
