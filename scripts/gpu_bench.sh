@@ -129,6 +129,10 @@ echo "## Per-kernel GPU time ($BIG b32 s128), f32 then f16"
 "$BIN" bench --device gpu --config $BIG --batch 32 --seq 128 --iters $NP --profile || true
 "$BIN" bench --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $NP --profile || true
 
+echo "## bert-wgpu tune (what the autotune would choose here; --dry-run, nothing saved)"
+"$BIN" tune --config $BIG --batch 32 --seq 128 --iters $N --dry-run || true
+"$BIN" tune --config $BIG --dtype f16 --batch 32 --seq 128 --iters $N --dry-run || true
+
 if python3 -c "import torch, transformers; assert torch.cuda.is_available()" 2>/dev/null; then
   echo "## Device f32 GEMM peak (torch.matmul, TF32 off, 8192^3)"
   python3 - <<'PY'

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+# Kernel choices from a `bert-wgpu tune` file on this machine would change
+# which (equally correct) kernels the tests run; tests/tune.rs sets its own.
+export BERT_WGPU_TUNE=off
 BERT_WGPU_MINILM="$(scripts/fetch_minilm.sh | tail -n 1)"
 export BERT_WGPU_MINILM
 cargo test --all-targets "$@"

@@ -111,6 +111,28 @@ enum Command {
         #[arg(long)]
         profile: bool,
     },
+    /// Time every GPU kernel variant on a model shape and save the fastest
+    /// as this adapter's kernel choices (read by every later run on it).
+    Tune {
+        /// Model shape: bert-tiny, minilm-l6, bert-base, bert-large.
+        #[arg(long, default_value = "bert-base")]
+        config: String,
+        /// Storage type (f32, f16).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// Sequences for the large-batch timings.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Tokens per sequence (also the rows of the small-batch GEMMs).
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Dispatches per timing.
+        #[arg(long, default_value_t = 10)]
+        iters: u32,
+        /// Print the choices without writing the file.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Check the GPU executor against the CPU on a random model.
     Selfcheck {
         /// Model shape: bert-tiny, minilm-l6, bert-base, bert-large.
@@ -552,6 +574,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             kind,
             label_all_tokens,
         } => tasks::eval(&task, &kind, label_all_tokens),
+        Command::Tune {
+            config,
+            dtype,
+            batch,
+            seq,
+            iters,
+            dry_run,
+        } => {
+            let cfg = bert_wgpu::bench::preset(&config)?;
+            let dtype: DType = dtype.parse()?;
+            let t = bert_wgpu::gpu::tune::measure(&cfg, &config, dtype, batch, seq, iters)?;
+            println!("adapter     {}", t.adapter);
+            println!("measured on {} ({})", t.measured_on, t.dtype);
+            for x in &t.times {
+                println!("  {:<11} {:<9} {:>10.3} ms", x.decision, x.variant, x.ms);
+            }
+            println!(
+                "choices     gemm_large {}  gemm_small {}  tile {}  attention {}",
+                t.gemm_large, t.gemm_small, t.tile, t.attention
+            );
+            if dry_run {
+                println!("(--dry-run: not saved)");
+            } else {
+                let ctx = bert_wgpu::gpu::GpuContext::new(true)?;
+                let path = t.save(&ctx, dtype)?;
+                println!("saved       {}", path.display());
+            }
+            Ok(())
+        }
         Command::Info => {
             let adapters = bert_wgpu::gpu::list_adapters();
             if adapters.is_empty() {

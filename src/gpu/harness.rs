@@ -193,10 +193,20 @@ impl KernelHarness {
     fn linear_plan(&self, m: usize, n: usize, k: usize, x_row_stride: usize) -> LinearLaunch {
         let choice = self.gemm.unwrap_or_else(|| {
             let coop = self.ctx.coop.filter(|_| self.pipes.dtype == DType::F16);
-            choose_gemm(self.ctx.info.device_type, coop, m, n, k, x_row_stride)
+            choose_gemm(
+                self.ctx.info.device_type,
+                coop,
+                self.pipes.tuning.as_ref(),
+                m,
+                n,
+                k,
+                x_row_stride,
+            )
         });
         let out = self.linear_out.unwrap_or(self.pipes.dtype);
-        let tile = self.tile.unwrap_or_else(tile_variant);
+        let tile = self
+            .tile
+            .unwrap_or_else(|| tile_variant(self.pipes.tuning.as_ref()));
         linear_launch(choice, tile, out, m, n, k, x_row_stride)
     }
 
@@ -327,6 +337,40 @@ impl KernelHarness {
         heads: usize,
         hidden: usize,
     ) -> Result<Vec<f32>> {
+        self.attention_reps(qkv, mask_add, [batch, seq, heads, hidden], 1)
+    }
+
+    /// Seconds per `attention` dispatch (one warm-up call, then `reps`
+    /// dispatches in one submit minus one), as [`Self::time_linear`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn time_attention(
+        &self,
+        qkv: &[f32],
+        mask_add: &[f32],
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        hidden: usize,
+        reps: u32,
+    ) -> Result<f64> {
+        let shape = [batch, seq, heads, hidden];
+        self.attention_reps(qkv, mask_add, shape, 1)?;
+        let t = std::time::Instant::now();
+        self.attention_reps(qkv, mask_add, shape, 1)?;
+        let one = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        self.attention_reps(qkv, mask_add, shape, 1 + reps.max(1))?;
+        let many = t.elapsed().as_secs_f64();
+        Ok(((many - one) / reps.max(1) as f64).max(0.0))
+    }
+
+    fn attention_reps(
+        &self,
+        qkv: &[f32],
+        mask_add: &[f32],
+        [batch, seq, heads, hidden]: [usize; 4],
+        reps: u32,
+    ) -> Result<Vec<f32>> {
         if heads == 0 || hidden == 0 || hidden % heads != 0 {
             return Err(Error::input(format!(
                 "attention: hidden {hidden} is not a positive multiple of heads {heads}"
@@ -360,6 +404,7 @@ impl KernelHarness {
         let choice = self.attention.unwrap_or_else(|| {
             choose_attention(
                 self.ctx.info.device_type,
+                self.pipes.tuning.as_ref(),
                 d,
                 self.ctx.limits.max_compute_workgroup_storage_size,
             )
@@ -379,7 +424,7 @@ impl KernelHarness {
             (out_len, self.pipes.dtype),
             bytemuck::bytes_of(&p),
             grid,
-            1,
+            reps,
         )
     }
 

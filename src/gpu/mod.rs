@@ -8,6 +8,7 @@ mod pipelines;
 mod plan;
 mod profile;
 mod runner;
+pub mod tune;
 
 pub use context::{list_adapters, AdapterReport, CoopConfig, GpuContext};
 pub use convert::{decode, encode, stored_bytes};
@@ -19,3 +20,4 @@ pub use pipelines::{
 };
 pub use profile::StepTime;
 pub use runner::{GpuExecutor, GpuStats, LoadStats};
+pub use tune::Tuning;

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::gpu::Tuning;
 use crate::kernels;
 use crate::model::DType;
 
@@ -122,16 +123,20 @@ pub const ATTENTION_TILED_BQ: u32 = 16;
 /// `BERT_WGPU_ATTENTION=query|tiled` overrides the default, which is the
 /// one-query kernel on every adapter type until the tiled one is measured
 /// on a real GPU (it is 3-4× slower on lavapipe, where barriers are
-/// expensive); the tiled kernel still needs vec4 heads and the workgroup
-/// memory.
+/// expensive), or what the adapter's tuning file chose; the tiled kernel
+/// still needs vec4 heads and the workgroup memory.
 pub fn choose_attention(
     device_type: wgpu::DeviceType,
+    tuning: Option<&Tuning>,
     head_dim: usize,
     shared_limit: u32,
 ) -> AttentionKernel {
     // The measured default will depend on the adapter type (as GEMM's does).
     let _ = device_type;
-    let tiled = std::env::var("BERT_WGPU_ATTENTION").is_ok_and(|v| v == "tiled");
+    let mode = std::env::var("BERT_WGPU_ATTENTION")
+        .ok()
+        .or_else(|| tuning.map(|t| t.attention.clone()));
+    let tiled = mode.as_deref() == Some("tiled");
     if tiled && head_dim % 4 == 0 && shared_limit >= ATTENTION_TILED_SHARED_BYTES {
         AttentionKernel::Tiled
     } else {
@@ -141,19 +146,26 @@ pub fn choose_attention(
 
 /// Picks the GEMM kernel for an (m, n, k) linear whose input rows are
 /// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|splitk|coop|auto`
-/// overrides the adapter-based default (tiled on hardware GPUs, register on
-/// CPU adapters); `coop` needs `coop` (f16 storage on an adapter with
-/// cooperative matrices, else it is ignored).
+/// overrides the adapter's tuning file (`tuning`: its `gemm_large` or
+/// `gemm_small` by the tile count), which overrides the adapter-based default
+/// (tiled on hardware GPUs, register on CPU adapters); `coop` needs `coop`
+/// (f16 storage on an adapter with cooperative matrices, else it is ignored).
 pub fn choose_gemm(
     device_type: wgpu::DeviceType,
     coop: Option<crate::gpu::CoopConfig>,
+    tuning: Option<&Tuning>,
     m: usize,
     n: usize,
     k: usize,
     x_row_stride: usize,
 ) -> GemmKernel {
     let vec4 = Preamble::for_lengths(&[k, x_row_stride]) == Preamble::Vec4;
-    let mode = std::env::var("BERT_WGPU_GEMM").unwrap_or_default();
+    // Enough 128 × 128 tiles to fill a device.
+    let large = m.div_ceil(128) * n.div_ceil(128) >= 64;
+    let mode = std::env::var("BERT_WGPU_GEMM")
+        .ok()
+        .or_else(|| tuning.map(|t| if large { &t.gemm_large } else { &t.gemm_small }.clone()))
+        .unwrap_or_default();
     if let (Some(c), true, "coop") = (coop, vec4, mode.as_str()) {
         return GemmKernel::Coop(4 * c.frag);
     }
@@ -170,7 +182,7 @@ pub fn choose_gemm(
     }
     // 128 × 128 tiles only pay when there are enough of them to fill the
     // device; small GEMMs (batch 1) keep the finer-grained register kernel.
-    if mode == "tiled" || m.div_ceil(128) * n.div_ceil(128) >= 64 {
+    if mode == "tiled" || large {
         GemmKernel::Tiled
     } else {
         GemmKernel::Register
@@ -243,10 +255,13 @@ impl LinearVariant {
 /// Which 128 × 128 tile kernel [`GemmKernel::Tiled`] and
 /// [`GemmKernel::SplitK`] run: `linear_tiled.wgsl`, or with
 /// `BERT_WGPU_GEMM_TILE=prefetch` `linear_tiled_prefetch.wgsl` (opt-in until
-/// measured on a real GPU).
-pub fn tile_variant() -> LinearVariant {
-    match std::env::var("BERT_WGPU_GEMM_TILE").as_deref() {
-        Ok("prefetch") => LinearVariant::TiledPrefetch,
+/// measured on a real GPU), or what the adapter's tuning file chose.
+pub fn tile_variant(tuning: Option<&Tuning>) -> LinearVariant {
+    let mode = std::env::var("BERT_WGPU_GEMM_TILE")
+        .ok()
+        .or_else(|| tuning.map(|t| t.tile.clone()));
+    match mode.as_deref() {
+        Some("prefetch") => LinearVariant::TiledPrefetch,
         _ => LinearVariant::Tiled,
     }
 }
@@ -325,6 +340,8 @@ pub struct Kernel {
 pub struct Pipelines {
     /// Storage type of activations and weight matrices.
     pub dtype: DType,
+    /// The adapter's measured kernel choices (`bert-wgpu tune`), if any.
+    pub tuning: Option<Tuning>,
     slots: [std::sync::OnceLock<Kernel>; SLOTS],
 }
 
@@ -448,6 +465,7 @@ impl Pipelines {
         }
         Ok(Pipelines {
             dtype,
+            tuning: Tuning::load(ctx, dtype),
             slots: Default::default(),
         })
     }

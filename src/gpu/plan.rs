@@ -374,12 +374,13 @@ impl GpuExecutor {
                             let choice = choose_gemm(
                                 self.ctx.info.device_type,
                                 self.coop(),
+                                self.pipes.tuning.as_ref(),
                                 m,
                                 *n,
                                 k,
                                 stride,
                             );
-                            let tile = tile_variant();
+                            let tile = tile_variant(self.pipes.tuning.as_ref());
                             let launch =
                                 linear_launch(choice, tile, tensor_dtype[out.0], m, *n, k, stride);
                             let p = LinearParams {
@@ -506,6 +507,7 @@ impl GpuExecutor {
                             };
                             let choice = choose_attention(
                                 self.ctx.info.device_type,
+                                self.pipes.tuning.as_ref(),
                                 d,
                                 self.ctx.limits.max_compute_workgroup_storage_size,
                             );
