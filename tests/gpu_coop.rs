@@ -161,3 +161,24 @@ fn coop_forward_matches_the_cpu() {
         }
     }
 }
+
+/// `bert-wgpu tune` in f16 on such an adapter times the cooperative-matrix
+/// GEMM among the candidates of both GEMM decisions.
+#[test]
+fn tune_times_the_coop_gemm_in_f16() {
+    if coop_context("tune_times_the_coop_gemm_in_f16").is_none() {
+        return;
+    }
+    let cfg = bench::preset("bert-tiny").unwrap();
+    let t = bert_wgpu::gpu::tune::measure(&cfg, "bert-tiny", DType::F16, 2, 33, 1).unwrap();
+    println!("{t:#?}");
+    for decision in ["gemm_large", "gemm_small"] {
+        assert!(
+            t.times
+                .iter()
+                .any(|x| x.decision == decision && x.variant == "coop" && x.ms.is_finite()),
+            "{decision}: {:?}",
+            t.times
+        );
+    }
+}
