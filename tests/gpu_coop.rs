@@ -4,7 +4,7 @@
 //!
 //! It needs an adapter with f16 · f16 + f32 cooperative matrices and one
 //! subgroup size: NVIDIA (16 × 16), or lavapipe from Mesa 26 (8 × 8), which
-//! `scripts/coop_test.sh` runs this binary on inside a Debian
+//! `scripts/test_mesa26.sh` runs this binary on inside a Debian
 //! trixie-backports chroot (CI does). Debian 12's lavapipe has none: there
 //! the tests print a NOTE and return, unless `BERT_WGPU_REQUIRE_COOP=1`
 //! (set by that script), which makes a missing adapter feature a failure.
@@ -51,7 +51,7 @@ fn coop_context(test: &str) -> Option<GpuContext> {
         ),
         None => {
             println!(
-                "NOTE: {test} not run: {} has no f16 cooperative matrices (scripts/coop_test.sh runs it on Mesa 26 lavapipe)",
+                "NOTE: {test} not run: {} has no f16 cooperative matrices (scripts/test_mesa26.sh runs it on Mesa 26 lavapipe)",
                 ctx.describe()
             );
             None

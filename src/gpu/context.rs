@@ -94,7 +94,14 @@ fn coop_config(adapter: &wgpu::Adapter) -> Option<CoopConfig> {
 
 /// An instance over `backends`, unless `WGPU_BACKEND` names others.
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    // No Vulkan object names (InstanceFlags::DEBUG, on in debug builds):
+    // with Debian 13's Vulkan loader, threads that create devices at once
+    // crash in vkSetDebugUtilsObjectNameEXT (5 of 8 parallel runs of
+    // tests/kernels_gpu.rs on Mesa 26 lavapipe; 0 of 8 without them).
+    // WGPU_DEBUG=1 turns them back on.
+    desc.flags.remove(wgpu::InstanceFlags::DEBUG);
+    let mut desc = desc.with_env();
     if std::env::var_os("WGPU_BACKEND").is_none() {
         desc.backends = backends;
     }
@@ -195,7 +202,7 @@ impl GpuContext {
                 // features may change and may have implementation bugs; the
                 // only user is linear_coop.wgsl, which the tests hold to its
                 // CPU twin on an adapter that has the feature
-                // (scripts/coop_test.sh).
+                // (scripts/test_mesa26.sh).
                 (
                     base | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
                     unsafe { wgpu::ExperimentalFeatures::enabled() },

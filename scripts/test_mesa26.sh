@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Runs tests/gpu_coop.rs (the cooperative-matrix GEMM) on an adapter that has
-# cooperative matrices: Mesa 26's lavapipe (8 × 8 f16 fragments), from Debian
-# trixie-backports, inside a trixie chroot. Debian 12's own lavapipe (Mesa
-# 22.3, what the other GPU tests use) has no VK_KHR_cooperative_matrix, and a
-# newer Mesa cannot be installed next to it, hence the chroot. The test
-# binary is built here and runs inside; BERT_WGPU_REQUIRE_COOP=1 makes a
-# missing feature a failure, not a skip.
+# The whole test suite again on a second driver: Mesa 26's lavapipe, from
+# Debian trixie-backports, inside a trixie chroot. It adds what Debian 12's
+# lavapipe (Mesa 22.3, what scripts/test.sh uses) lacks: cooperative matrices
+# (8 × 8 f16 fragments), so tests/gpu_coop.rs runs for real here, with
+# BERT_WGPU_REQUIRE_COOP=1 making a missing feature a failure, not a skip;
+# and all-MiniLM-L6-v2 in f16 runs with every linear on them. A newer Mesa
+# cannot be installed next to Debian 12's, hence the chroot; the test
+# binaries are built here and run inside.
 #
-#   scripts/coop_test.sh            # builds the chroot on first use (~2 min)
-#   COOP_CHROOT=/path scripts/coop_test.sh
+#   scripts/test_mesa26.sh          # builds the chroot on first use (~1-2 min)
+#   COOP_CHROOT=/path scripts/test_mesa26.sh
 #
 # Needs root (debootstrap, chroot, mounts) and the Debian mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO="$(pwd)"
 ROOT="${COOP_CHROOT:-/var/tmp/bert-wgpu-trixie}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
@@ -25,7 +27,7 @@ cleanup() {
 # Never delete or reuse a chroot with host mounts left inside it.
 cleanup
 if [ ! -x "$ROOT/usr/bin/apt-get" ] || [ ! -e "$ROOT/.bert-wgpu-ready" ]; then
-  echo "coop_test: building a Debian trixie chroot with Mesa from trixie-backports at $ROOT"
+  echo "test_mesa26: building a Debian trixie chroot with Mesa from trixie-backports at $ROOT"
   command -v debootstrap >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
   }
@@ -37,20 +39,22 @@ if [ ! -x "$ROOT/usr/bin/apt-get" ] || [ ! -e "$ROOT/.bert-wgpu-ready" ]; then
     apt-get install -y -qq -t trixie-backports mesa-vulkan-drivers libvulkan1 >/dev/null
   touch "$ROOT/.bert-wgpu-ready"
 fi
-echo "coop_test: $(chroot "$ROOT" dpkg-query -W -f='${Package} ${Version}' mesa-vulkan-drivers)"
+echo "test_mesa26: $(chroot "$ROOT" dpkg-query -W -f='${Package} ${Version}' mesa-vulkan-drivers)"
 
 # Test binaries built here (the chroot has no Rust), run inside.
 test_bin() { # name
   local out bin
   out=$(cargo test --test "$1" --no-run 2>&1) || { echo "$out" >&2; return 1; }
   bin=$(echo "$out" | sed -n "s/.*Executable tests\/$1.rs (\(.*\))/\1/p" | tail -n 1)
-  [ -x "$bin" ] || { echo "coop_test: no $1 test binary in: $out" >&2; return 1; }
+  [ -x "$bin" ] || { echo "test_mesa26: no $1 test binary in: $out" >&2; return 1; }
   echo "$bin"
 }
-coop_bin=$(test_bin gpu_coop)
-minilm_bin=$(test_bin minilm)
+minilm_bin="$REPO/$(test_bin minilm)"
+# Every test binary of the suite: "<name> <path>" lines.
+all_bins=$(cargo test --all-targets --no-run 2>&1 |
+  sed -n 's/.*Executable \(.*\) (\(target\/[^)]*\))/\1 \2/p' | sed 's/^unittests //')
+[ -n "$all_bins" ] || { echo "test_mesa26: no test binaries" >&2; exit 1; }
 MINILM="$(scripts/fetch_minilm.sh | tail -n 1)"
-REPO="$(pwd)"
 
 trap cleanup EXIT
 mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
@@ -61,12 +65,20 @@ for d in "$REPO" "$MINILM"; do
   mkdir -p "$ROOT$d"
   mountpoint -q "$ROOT$d" || { mount --bind "$d" "$ROOT$d"; mount -o remount,bind,ro "$ROOT$d"; }
 done
-mkdir -p "$ROOT/opt" "$ROOT/tmp/xdg"
-cp "$coop_bin" "$ROOT/opt/gpu_coop"
-cp "$minilm_bin" "$ROOT/opt/minilm"
+mkdir -p "$ROOT/tmp/xdg"
 run() { chroot "$ROOT" env XDG_RUNTIME_DIR=/tmp/xdg BERT_WGPU_REQUIRE_GPU=1 \
-  BERT_WGPU_REQUIRE_COOP=1 BERT_WGPU_MINILM="$MINILM" "$@"; }
-run /opt/gpu_coop --test-threads=1 --nocapture
+  BERT_WGPU_REQUIRE_COOP=1 BERT_WGPU_TUNE=off BERT_WGPU_MINILM="$MINILM" "$@"; }
+# Binaries run from the repository's target folder (mounted at the same
+# path), so tests that start the CLI find it.
+failed=0
+while read -r name bin; do
+  echo "test_mesa26: $name"
+  if ! run "$REPO/$bin" -q; then
+    echo "test_mesa26: FAILED: $name"
+    failed=1
+  fi
+done <<< "$all_bins"
+[ "$failed" = 0 ] || exit 1
 # all-MiniLM-L6-v2 in f16 with every linear on cooperative matrices, against
 # HF's f32 (the f16 tolerance of tests/minilm.rs).
-run env BERT_WGPU_GEMM=coop /opt/minilm minilm_gpu_f16 --nocapture
+run env BERT_WGPU_GEMM=coop "$minilm_bin" minilm_gpu_f16 --nocapture
