@@ -1,6 +1,7 @@
 //! The WebGPU executor: a device context, the kernels' pipelines, and the
 //! graph runner that walks the same [`crate::graph::Graph`] as the CPU.
 
+mod choice;
 mod context;
 mod convert;
 pub mod harness;
@@ -10,13 +11,16 @@ mod profile;
 mod runner;
 pub mod tune;
 
+pub use choice::{
+    choose_attention, choose_gemm, splitk_splits, tile_variant, AttentionKernel, GemmKernel,
+    ATTENTION_TILED_SHARED_BYTES,
+};
 pub use context::{list_adapters, AdapterReport, CoopConfig, GpuContext};
 pub use convert::{decode, encode, stored_bytes};
 pub use harness::KernelHarness;
 pub use pipelines::{
-    assemble_coop_shader, assemble_shader, assemble_shader_with_output, choose_attention,
-    choose_gemm, splitk_splits, tile_variant, AttentionKernel, GemmKernel, KernelKind,
-    LinearVariant, Preamble, ATTENTION_TILED_SHARED_BYTES,
+    assemble_coop_shader, assemble_shader, assemble_shader_with_output, KernelKind, LinearVariant,
+    Preamble,
 };
 pub use profile::StepTime;
 pub use runner::{GpuExecutor, GpuStats, LoadStats};

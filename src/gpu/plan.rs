@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
+use super::choice::{
+    choose_attention, choose_gemm, splitk_splits, tile_variant, AttentionKernel, GemmKernel,
+    ATTENTION_TILED_BQ,
+};
 use super::convert::stored_bytes;
 pub(crate) use super::pipelines::KernelKind;
-use super::pipelines::{
-    choose_attention, choose_gemm, linear_wg, splitk_splits, tile_variant, AttentionKernel,
-    GemmKernel, LinearVariant, Preamble, ATTENTION_TILED_BQ, ATTENTION_WG, SPLITK_REDUCE_WG,
-};
+use super::pipelines::{linear_wg, LinearVariant, Preamble, ATTENTION_WG, SPLITK_REDUCE_WG};
 use super::runner::GpuExecutor;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, TensorId};

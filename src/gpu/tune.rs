@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::pipelines::{AttentionKernel, GemmKernel, LinearVariant};
+use super::choice::{AttentionKernel, GemmKernel};
+use super::pipelines::LinearVariant;
 use super::{GpuContext, KernelHarness};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
