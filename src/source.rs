@@ -29,6 +29,20 @@ fn offline() -> bool {
         .unwrap_or(false)
 }
 
+/// bert-wgpu's own cache folder (`scripts/fetch_minilm.sh` writes the
+/// default model there, `bert-wgpu tune` its kernel choices):
+/// `$BERT_WGPU_CACHE`, else `~/.cache/bert-wgpu`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var("BERT_WGPU_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::var("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(".cache/bert-wgpu")
+        })
+}
+
 /// Resolves `source` (a folder, or a Hub id such as
 /// `sentence-transformers/all-MiniLM-L6-v2`) at `revision` (Hub only);
 /// `progress` draws a bar on stderr for each file downloaded.

@@ -179,15 +179,7 @@ fn default_model() -> String {
     if let Ok(m) = std::env::var("BERT_WGPU_MODEL") {
         return m;
     }
-    let cache = std::env::var("BERT_WGPU_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::var("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default()
-                .join(".cache/bert-wgpu")
-        });
-    let dir = cache.join("all-MiniLM-L6-v2");
+    let dir = bert_wgpu::source::cache_dir().join("all-MiniLM-L6-v2");
     if dir.join("config.json").is_file() {
         return dir.to_string_lossy().into_owned();
     }

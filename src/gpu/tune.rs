@@ -70,15 +70,7 @@ pub fn tune_dir() -> PathBuf {
     if let Ok(d) = std::env::var("BERT_WGPU_TUNE_DIR") {
         return PathBuf::from(d);
     }
-    let cache = std::env::var("BERT_WGPU_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::var("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default()
-                .join(".cache/bert-wgpu")
-        });
-    cache.join("tune")
+    crate::source::cache_dir().join("tune")
 }
 
 /// The tuning file of `ctx`'s adapter for `dtype`.
