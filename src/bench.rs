@@ -40,6 +40,12 @@ pub fn preset(name: &str) -> Result<BertConfig> {
 /// extra dependency and are the same on every run.
 struct Rng(u64);
 
+/// `len` deterministic values in [-1, 1) from `seed`.
+pub(crate) fn random_values(seed: u64, len: usize) -> Vec<f32> {
+    let mut rng = Rng(seed | 1);
+    (0..len).map(|_| rng.next_f32()).collect()
+}
+
 impl Rng {
     fn next_f32(&mut self) -> f32 {
         self.0 ^= self.0 >> 12;
@@ -295,15 +301,6 @@ pub fn gemm_table(
     dtype: DType,
     reps: u32,
 ) -> Result<Vec<GemmResult>> {
-    use crate::graph::Act;
-    use crate::kernels::linear::{linear, LinearShape};
-    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
-    let shapes = [
-        ("qkv", tokens, 3 * d, d),
-        ("attention.output", tokens, d, d),
-        ("intermediate", tokens, f, d),
-        ("output", tokens, d, f),
-    ];
     let harness = match device {
         Device::Cpu if dtype == DType::F16 => {
             return Err(Error::Unsupported(
@@ -320,6 +317,27 @@ pub fn gemm_table(
             .map(|ctx| crate::gpu::KernelHarness::with_dtype(ctx, dtype))
             .transpose()?,
     };
+    time_projections(harness.as_ref(), cfg, tokens, reps)
+}
+
+/// Times BERT's four projections of `cfg` at `tokens` rows on `harness`
+/// (whatever GEMM it picks or is forced to), or on the CPU executor's
+/// kernel when None.
+pub(crate) fn time_projections(
+    harness: Option<&crate::gpu::KernelHarness>,
+    cfg: &BertConfig,
+    tokens: usize,
+    reps: u32,
+) -> Result<Vec<GemmResult>> {
+    use crate::graph::Act;
+    use crate::kernels::linear::{linear, LinearShape};
+    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
+    let shapes = [
+        ("qkv", tokens, 3 * d, d),
+        ("attention.output", tokens, d, d),
+        ("intermediate", tokens, f, d),
+        ("output", tokens, d, f),
+    ];
     let mut rng = Rng(7);
     let mut out = Vec::new();
     for (name, m, n, k) in shapes {
@@ -333,7 +351,7 @@ pub fn gemm_table(
             x_row_stride: k,
             act: Act::Identity,
         };
-        let secs = match &harness {
+        let secs = match harness {
             Some(h) => h.time_linear(s, &x, &w, &b, reps)?,
             None => {
                 let mut y = vec![0.0; m * n];
@@ -356,7 +374,7 @@ pub fn gemm_table(
             k,
             ms: secs * 1e3,
             gflops: 2.0 * (m * n * k) as f64 / secs.max(1e-12) / 1e9,
-            kernel: match &harness {
+            kernel: match harness {
                 Some(h) => format!("{:?}", h.linear_pipeline(m, n, k, k)),
                 None => "cpu".into(),
             },

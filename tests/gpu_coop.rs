@@ -141,7 +141,7 @@ fn coop_forward_matches_the_cpu() {
         // Every linear dispatch ran the cooperative-matrix kernel.
         match gpu.gpu().unwrap().profile(&enc) {
             Ok(steps) => {
-                let linear: Vec<_> = steps.iter().filter(|s| s.kernel == "linear").collect();
+                let linear: Vec<_> = steps.iter().filter(|s| s.kernel() == "linear").collect();
                 assert!(!linear.is_empty());
                 for s in &linear {
                     assert!(

@@ -60,7 +60,7 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
                     let linear0: Vec<_> = steps
                         .iter()
                         .filter(|s| {
-                            s.module.starts_with("encoder.layer.0.") && s.kernel == "linear"
+                            s.module.starts_with("encoder.layer.0.") && s.kernel() == "linear"
                         })
                         .collect();
                     let layer0 = linear0.len();
@@ -88,7 +88,7 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
                         KernelKind::AttentionVec4
                     };
                     let attn_steps: Vec<_> =
-                        steps.iter().filter(|s| s.kernel == "attention").collect();
+                        steps.iter().filter(|s| s.kernel() == "attention").collect();
                     assert_eq!(attn_steps.len(), cfg.num_hidden_layers, "{mode} {preset}");
                     for s in attn_steps {
                         assert_eq!(s.pipeline, want_attn, "{mode} {preset}: {}", s.module);

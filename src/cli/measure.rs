@@ -183,9 +183,9 @@ pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let total: f64 = steps.iter().map(|s| s.ms).sum();
         let mut families: Vec<(&str, f64)> = Vec::new();
         for s in &steps {
-            match families.iter_mut().find(|(k, _)| *k == s.kernel) {
+            match families.iter_mut().find(|(k, _)| *k == s.kernel()) {
                 Some(e) => e.1 += s.ms,
-                None => families.push((s.kernel, s.ms)),
+                None => families.push((s.kernel(), s.ms)),
             }
         }
         println!(

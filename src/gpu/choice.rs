@@ -70,21 +70,17 @@ pub const ATTENTION_TILED_SHARED_BYTES: u32 = 3 * 16 * 33 * 16 + 16 * 16 * 4 + 3
 /// Queries per workgroup of `attention_tiled.wgsl` (its `BQ`).
 pub const ATTENTION_TILED_BQ: u32 = 16;
 
-/// Picks the attention kernel for head size `head_dim` on an adapter of
-/// `device_type` whose workgroup memory limit is `shared_limit` bytes.
-/// `BERT_WGPU_ATTENTION=query|tiled` overrides the default, which is the
-/// one-query kernel on every adapter type until the tiled one is measured
-/// on a real GPU (it is 3-4× slower on lavapipe, where barriers are
-/// expensive), or what the adapter's tuning file chose; the tiled kernel
-/// still needs vec4 heads and the workgroup memory.
+/// Picks the attention kernel for head size `head_dim` on an adapter whose
+/// workgroup memory limit is `shared_limit` bytes: `BERT_WGPU_ATTENTION=
+/// query|tiled`, else the adapter's tuning file, else the one-query kernel
+/// on every adapter until the tiled one is measured on a real GPU (on
+/// lavapipe, where barriers are expensive, it is 4.6× slower). The tiled
+/// kernel still needs vec4 heads and the workgroup memory.
 pub fn choose_attention(
-    device_type: wgpu::DeviceType,
     tuning: Option<&Tuning>,
     head_dim: usize,
     shared_limit: u32,
 ) -> AttentionKernel {
-    // The measured default will depend on the adapter type (as GEMM's does).
-    let _ = device_type;
     let mode = std::env::var("BERT_WGPU_ATTENTION")
         .ok()
         .or_else(|| tuning.map(|t| t.attention.clone()));

@@ -192,6 +192,9 @@ pub struct Pipelines {
     pub dtype: DType,
     /// The adapter's measured kernel choices (`bert-wgpu tune`), if any.
     pub tuning: Option<Tuning>,
+    /// The cooperative-matrix shape `linear_coop.wgsl` gets here: the
+    /// adapter's, under f16 storage only.
+    pub coop: Option<crate::gpu::CoopConfig>,
     slots: [std::sync::OnceLock<Kernel>; SLOTS],
 }
 
@@ -316,6 +319,7 @@ impl Pipelines {
         Ok(Pipelines {
             dtype,
             tuning: Tuning::load(ctx, dtype),
+            coop: ctx.coop.filter(|_| dtype == DType::F16),
             slots: Default::default(),
         })
     }
@@ -328,17 +332,9 @@ impl Pipelines {
             return Ok(k);
         }
         let started = std::time::Instant::now();
-        let coop = ctx.coop.filter(|_| self.dtype == DType::F16);
-        if matches!(kind, KernelKind::Linear(LinearVariant::Coop, _)) && coop.is_none() {
-            return Err(Error::Unsupported(format!(
-                "the cooperative-matrix GEMM on {} with {} storage (it needs f16 storage and an adapter with f16 cooperative matrices)",
-                ctx.describe(),
-                self.dtype
-            )));
-        }
         let compiled = ctx.scoped(&format!("compiling the {kind:?} shader"), || {
-            self.compile(ctx, kind, coop)
-        })?;
+            self.compile(ctx, kind)
+        })??;
         log::debug!(
             "compiled {kind:?} ({}) in {:.1} ms",
             self.dtype,
@@ -352,14 +348,9 @@ impl Pipelines {
         })
     }
 
-    /// `coop`: the cooperative-matrix shape, checked present for
-    /// [`LinearVariant::Coop`] by the caller.
-    fn compile(
-        &self,
-        ctx: &GpuContext,
-        kind: KernelKind,
-        coop: Option<crate::gpu::CoopConfig>,
-    ) -> Kernel {
+    /// Builds `kind`'s pipeline; only the cooperative-matrix GEMM can be
+    /// unavailable (f32 storage, or no cooperative matrices).
+    fn compile(&self, ctx: &GpuContext, kind: KernelKind) -> Result<Kernel> {
         let dtype = self.dtype;
         let (wx, wy) = (linear_wg().0 as f64, linear_wg().1 as f64);
         let lin = [("WG_X", wx), ("WG_Y", wy)];
@@ -367,7 +358,7 @@ impl Pipelines {
         let row = [("WG", ROW_WG as f64)];
         let reduce = [("WG", SPLITK_REDUCE_WG as f64)];
         let src = |p, k| assemble_shader(p, dtype, k);
-        match kind {
+        Ok(match kind {
             KernelKind::Linear(v, out) => {
                 let src = |p, k| assemble_shader_with_output(p, dtype, out, k);
                 match v {
@@ -403,11 +394,12 @@ impl Pipelines {
                         &[],
                     ),
                     LinearVariant::Coop => {
-                        // Unreachable default: `get` checked `coop`.
-                        let cfg = coop.unwrap_or(crate::gpu::CoopConfig {
-                            frag: 8,
-                            subgroup: 8,
-                        });
+                        let cfg = self.coop.ok_or_else(|| {
+                            Error::Unsupported(format!(
+                                "the cooperative-matrix GEMM on {} with {dtype} storage (it needs f16 storage and an adapter with f16 cooperative matrices)",
+                                ctx.describe(),
+                            ))
+                        })?;
                         kernel(ctx, "linear_coop", &assemble_coop_shader(out, cfg), 4, &[])
                     }
                     LinearVariant::SplitKReduce => kernel(
@@ -454,6 +446,6 @@ impl Pipelines {
                 7,
                 &row,
             ),
-        }
+        })
     }
 }

@@ -374,7 +374,7 @@ impl GpuExecutor {
                             let stride = if *cls_only { seq * k } else { k };
                             let choice = choose_gemm(
                                 self.ctx.info.device_type,
-                                self.coop(),
+                                self.pipes.coop,
                                 self.pipes.tuning.as_ref(),
                                 m,
                                 *n,
@@ -507,7 +507,6 @@ impl GpuExecutor {
                                 _pad: [0; 3],
                             };
                             let choice = choose_attention(
-                                self.ctx.info.device_type,
                                 self.pipes.tuning.as_ref(),
                                 d,
                                 self.ctx.limits.max_compute_workgroup_storage_size,

@@ -9,12 +9,17 @@ use crate::inputs::Encoding;
 pub struct StepTime {
     /// HF module the step implements.
     pub module: String,
-    /// Kernel family: linear, attention, layernorm, embeddings.
-    pub kernel: &'static str,
     /// The pipeline that ran (which GEMM / attention variant).
     pub pipeline: super::KernelKind,
     /// GPU time, ms.
     pub ms: f64,
+}
+
+impl StepTime {
+    /// Kernel family: linear, attention, layernorm, embeddings.
+    pub fn kernel(&self) -> &'static str {
+        self.pipeline.family()
+    }
 }
 
 impl GpuExecutor {
@@ -97,7 +102,6 @@ impl GpuExecutor {
             .enumerate()
             .map(|(i, d)| StepTime {
                 module: self.graph.steps[d.step].module.clone(),
-                kernel: d.kind.family(),
                 pipeline: d.kind,
                 ms: ticks[i + 1].saturating_sub(ticks[i]) as f64 * period_ns / 1e6,
             })

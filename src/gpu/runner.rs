@@ -212,12 +212,6 @@ impl GpuExecutor {
         self.pipes.dtype
     }
 
-    /// The cooperative-matrix shape the f16 GEMM can use (None for f32
-    /// storage or an adapter without cooperative matrices).
-    pub(super) fn coop(&self) -> Option<super::CoopConfig> {
-        self.ctx.coop.filter(|_| self.pipes.dtype == DType::F16)
-    }
-
     /// Bytes uploaded and time taken by [`Self::new`].
     pub fn load_stats(&self) -> LoadStats {
         self.load_stats

@@ -16,7 +16,6 @@ use super::pipelines::LinearVariant;
 use super::{GpuContext, KernelHarness};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
-use crate::kernels::linear::LinearShape;
 use crate::model::DType;
 
 /// The measured choices for one adapter and storage type.
@@ -131,40 +130,10 @@ impl Tuning {
     }
 }
 
-/// Deterministic values in [-1, 1) (xorshift), exact in f16 after rounding.
-fn values(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 /// Seconds for BERT's four projections at `m` rows with `h`'s forced GEMM.
 fn time_projections(h: &KernelHarness, cfg: &BertConfig, m: usize, reps: u32) -> Result<f64> {
-    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
-    let mut total = 0.0;
-    for (i, (n, k)) in [(3 * d, d), (d, d), (f, d), (d, f)].into_iter().enumerate() {
-        let s = LinearShape {
-            m,
-            n,
-            k,
-            x_row_stride: k,
-            act: crate::graph::Act::Identity,
-        };
-        let x = values(11 + i as u64, m * k);
-        let w: Vec<f32> = values(23 + i as u64, n * k)
-            .iter()
-            .map(|v| v * 0.05)
-            .collect();
-        let b = values(37 + i as u64, n);
-        total += h.time_linear(s, &x, &w, &b, reps)?;
-    }
-    Ok(total)
+    let rows = crate::bench::time_projections(Some(h), cfg, m, reps)?;
+    Ok(rows.iter().map(|r| r.ms / 1e3).sum())
 }
 
 /// The fastest of `times` (by ms), as its variant name.
@@ -290,7 +259,7 @@ pub fn measure(
     }
     // Attention: the tiled kernel only where it can run.
     let (heads, hidden) = (cfg.num_attention_heads, cfg.hidden_size);
-    let qkv = values(41, large * 3 * hidden);
+    let qkv = crate::bench::random_values(41, large * 3 * hidden);
     let mask = vec![0.0f32; large];
     let mut attn_times = Vec::new();
     let mut variants = vec![("query", AttentionKernel::Query)];

@@ -37,6 +37,21 @@ pub struct KernelHarness {
     linear_out: Option<DType>,
 }
 
+/// Seconds per dispatch of `run(n)` (which records n dispatches in one
+/// submit): one warm-up call, then the time of 1 + reps dispatches minus
+/// that of 1, so uploads and the readback cancel out.
+fn time_reps(reps: u32, run: impl Fn(u32) -> Result<Vec<f32>>) -> Result<f64> {
+    let reps = reps.max(1);
+    run(1)?;
+    let t = std::time::Instant::now();
+    run(1)?;
+    let one = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    run(1 + reps)?;
+    let many = t.elapsed().as_secs_f64();
+    Ok(((many - one) / reps as f64).max(0.0))
+}
+
 /// `a · b · ...` or an input error naming `what` when it overflows.
 fn product(dims: &[usize], what: &str) -> Result<usize> {
     dims.iter()
@@ -153,24 +168,16 @@ impl KernelHarness {
         b: &[f32],
         reps: u32,
     ) -> Result<f64> {
-        self.linear_reps(s, x, w, b, None, 1)?;
-        let t = std::time::Instant::now();
-        self.linear_reps(s, x, w, b, None, 1)?;
-        let one = t.elapsed().as_secs_f64();
-        let t = std::time::Instant::now();
-        self.linear_reps(s, x, w, b, None, 1 + reps.max(1))?;
-        let many = t.elapsed().as_secs_f64();
-        Ok(((many - one) / reps.max(1) as f64).max(0.0))
+        time_reps(reps, |n| self.linear_reps(s, x, w, b, None, n))
     }
 
     /// The launch a `linear` call of this shape gets (forced or chosen as
     /// the runner would).
     fn linear_plan(&self, m: usize, n: usize, k: usize, x_row_stride: usize) -> LinearLaunch {
         let choice = self.gemm.unwrap_or_else(|| {
-            let coop = self.ctx.coop.filter(|_| self.pipes.dtype == DType::F16);
             choose_gemm(
                 self.ctx.info.device_type,
-                coop,
+                self.pipes.coop,
                 self.pipes.tuning.as_ref(),
                 m,
                 n,
@@ -329,14 +336,7 @@ impl KernelHarness {
         reps: u32,
     ) -> Result<f64> {
         let shape = [batch, seq, heads, hidden];
-        self.attention_reps(qkv, mask_add, shape, 1)?;
-        let t = std::time::Instant::now();
-        self.attention_reps(qkv, mask_add, shape, 1)?;
-        let one = t.elapsed().as_secs_f64();
-        let t = std::time::Instant::now();
-        self.attention_reps(qkv, mask_add, shape, 1 + reps.max(1))?;
-        let many = t.elapsed().as_secs_f64();
-        Ok(((many - one) / reps.max(1) as f64).max(0.0))
+        time_reps(reps, |n| self.attention_reps(qkv, mask_add, shape, n))
     }
 
     fn attention_reps(
@@ -378,7 +378,6 @@ impl KernelHarness {
         }
         let choice = self.attention.unwrap_or_else(|| {
             choose_attention(
-                self.ctx.info.device_type,
                 self.pipes.tuning.as_ref(),
                 d,
                 self.ctx.limits.max_compute_workgroup_storage_size,
