@@ -745,3 +745,52 @@ fn cli_choose_and_embed() {
         assert!((g.as_f64().unwrap() - f64::from(*w)).abs() < 1e-5);
     }
 }
+
+/// A "[CLS]" typed inside the question is unmasked like the real one (HF
+/// does the same), and its offsets are the question's: a span from it used
+/// to report an end past the context (the fuzzer's `qa_postprocess` find:
+/// end 15 for a 12-character context). The offsets are now clamped as the
+/// answer text always was, so the answer is exactly context[start..end].
+#[test]
+fn a_cls_typed_in_the_question_gives_a_well_formed_answer() {
+    use bert_wgpu::tokenize::BertTokenizer;
+    use bert_wgpu::BertConfig;
+    let dir = pipelines_dir().join("qa");
+    let cfg = BertConfig::from_file(&dir.join("config.json")).unwrap();
+    let tok = BertTokenizer::from_file(&dir.join("tokenizer.json"), &cfg).unwrap();
+    let (question, context) = ("where is the long tower [CLS] today", "a tower");
+    let windows = tok.encode_windows(question, context, 64, 16).unwrap();
+    let w = &windows[0];
+    let cls = tok.cls_id().unwrap();
+    let typed_cls = (1..w.len())
+        .find(|&i| w.ids[i] == cls)
+        .expect("a second [CLS]");
+    let last_context = (0..w.len())
+        .rev()
+        .find(|&i| w.sequence_ids[i] == Some(1))
+        .unwrap();
+    let chars: Vec<char> = context.chars().collect();
+    // Every span that starts at the typed [CLS]: to itself (offsets wholly
+    // past the context) and to the last context token (start after end).
+    for end_at in [typed_cls, last_context] {
+        let mut start = vec![-8.0f32; w.len()];
+        let mut end = vec![-8.0f32; w.len()];
+        start[typed_cls] = 8.0;
+        end[end_at] = 8.0;
+        for align_to_words in [false, true] {
+            let opts = QaOptions {
+                top_k: 3,
+                max_answer_len: 60,
+                align_to_words,
+                ..Default::default()
+            };
+            let answers = pipelines::qa_postprocess(&tok, context, &[w], &[(&start, &end)], &opts);
+            assert!(!answers.is_empty());
+            for a in &answers {
+                assert!(a.start <= a.end && a.end <= chars.len(), "{a:?}");
+                let span: String = chars[a.start..a.end].iter().collect();
+                assert_eq!(a.answer, span, "{a:?}");
+            }
+        }
+    }
+}

@@ -200,9 +200,12 @@ pub fn qa_postprocess(
 ) -> Vec<Answer> {
     let cls = tok.cls_id();
     let chars: Vec<char> = context.chars().collect();
-    let slice = |s: usize, e: usize| -> String {
-        let (s, e) = (s.min(chars.len()), e.min(chars.len()));
-        chars[s..e.max(s)].iter().collect()
+    // A span of the context, clamped as Python's context[s:e] is. The
+    // offsets need it too: a "[CLS]" typed inside the question is unmasked
+    // like the real one (as HF does), and its offsets are the question's.
+    let clamp = |s: usize, e: usize| -> (usize, usize) {
+        let e = e.min(chars.len());
+        (s.min(e), e)
     };
     let mut min_null_score = 1_000_000f64;
     let mut answers: Vec<Answer> = Vec::new();
@@ -243,7 +246,8 @@ pub fn qa_postprocess(
                 continue;
             }
             let (start, end) = indices(w, s, e, opts.align_to_words);
-            let target = slice(start, end);
+            let (start, end) = clamp(start, end);
+            let target: String = chars[start..end].iter().collect();
             let lower = target.to_lowercase();
             match answers
                 .iter_mut()
