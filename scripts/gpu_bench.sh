@@ -20,6 +20,10 @@ fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR"
 export RUST_LOG=warn
+# The fixed rows run the built-in choices (or the variables each row sets);
+# the "first use" section at the end lets the executor tune itself as it
+# does for a user, into a scratch folder.
+export BERT_WGPU_TUNE=off
 BIG=bert-base; SMALL=minilm-l6; N=20; N1=50; N8=10; NP=3
 if [ "${QUICK:-0}" = 1 ]; then
   BIG=bert-tiny; SMALL=bert-tiny; N=2; N1=2; N8=2; NP=1
@@ -38,6 +42,11 @@ BERT_WGPU_GEMM=splitk BERT_WGPU_GEMM_TILE=prefetch "$BIN" selfcheck --config $BI
 BERT_WGPU_GEMM=coop "$BIN" selfcheck --config $BIG --batch 2 --seq 64 --dtype f16 || echo "SELFCHECK FAILED (f16 coop)"
 BERT_WGPU_GEMM=coop "$BIN" selfcheck --config bert-tiny --batch 3 --seq 33 --dtype f16 || echo "SELFCHECK FAILED (f16 coop, bert-tiny)"
 
+header() {
+  echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 | load s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+}
+
 run() { # label, args...
   local label="$1"; shift
   local json
@@ -53,13 +62,12 @@ mem = r.get('gpu_buffer_bytes')
 mem = f"{mem/1e6:.0f}" if mem is not None else "-"
 rec, wait = r.get('record_ms'), r.get('wait_ms')
 host = f"{rec:.3f} / {wait:.3f}" if rec is not None and wait is not None else "-"
-print(f"| {label} | {r['dtype']} | {r['median_ms']:.3f} | {r['min_ms']:.3f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | {r.get('submits_per_forward')} | {host} | {gbs} | {mem} | {diff} |")
+print(f"| {label} | {r['dtype']} | {r['median_ms']:.3f} | {r['min_ms']:.3f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | {r.get('submits_per_forward')} | {host} | {gbs} | {mem} | {diff} | {r.get('load_s', float('nan')):.2f} |")
 PY
 }
 
 echo "## Forward passes (f32, then f16)"
-echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+header
 for dtype in f32 f16; do
   run "$BIG b32 s128" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
   run "$BIG b1 s128" --device gpu --dtype $dtype --config $BIG --batch 1 --seq 128 --iters $N1
@@ -69,8 +77,7 @@ for dtype in f32 f16; do
 done
 
 echo "## f16 on cooperative matrices (BERT_WGPU_GEMM=coop; 'info' above shows the fragment size)"
-echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+header
 BERT_WGPU_GEMM=coop run "$BIG b32 s128 gemm=coop" --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
 BERT_WGPU_GEMM=coop BERT_WGPU_ATTENTION=tiled run "$BIG b32 s128 gemm=coop attention=tiled" --device gpu --dtype f16 --config $BIG --batch 32 --seq 128 --iters $N
 BERT_WGPU_GEMM=coop run "$BIG b1 s128 gemm=coop" --device gpu --dtype f16 --config $BIG --batch 1 --seq 128 --iters $N1
@@ -92,8 +99,7 @@ for gemm in register tiled splitk; do
 done
 
 echo "## Attention kernels (BERT_WGPU_ATTENTION=query is the default; tiled is opt-in until measured)"
-echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+header
 for attn in query tiled; do
   for dtype in f32 f16; do
     BERT_WGPU_ATTENTION=$attn run "$BIG b32 s128 attention=$attn" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
@@ -104,8 +110,7 @@ done
 BERT_WGPU_ATTENTION=tiled BERT_WGPU_GEMM=splitk run "$BIG b1 s128 attention=tiled gemm=splitk" --device gpu --config $BIG --batch 1 --seq 128 --iters $N1
 
 echo "## Tile kernel (BERT_WGPU_GEMM_TILE=plain is the default; prefetch is opt-in until measured)"
-echo "| shape | dtype | median ms | min ms | tokens/s | GFLOP/s | submits/forward | host record / wait ms | upload GB/s | GPU buffers MB | max diff vs f32 |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+header
 for dtype in f32 f16; do
   BERT_WGPU_GEMM_TILE=prefetch run "$BIG b32 s128 tile=prefetch" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
   BERT_WGPU_GEMM_TILE=prefetch BERT_WGPU_ATTENTION=tiled run "$BIG b32 s128 tile=prefetch attention=tiled" --device gpu --dtype $dtype --config $BIG --batch 32 --seq 128 --iters $N
@@ -132,6 +137,20 @@ echo "## Per-kernel GPU time ($BIG b32 s128), f32 then f16"
 echo "## bert-wgpu tune (what the autotune would choose here; --dry-run, nothing saved)"
 "$BIN" tune --config $BIG --batch 32 --seq 128 --iters $N --dry-run || true
 "$BIN" tune --config $BIG --dtype f16 --batch 32 --seq 128 --iters $N --dry-run || true
+
+echo "## First use: the executor checks and times the variants itself, then runs its choices"
+echo "(the first row's load includes the tuning; the file it saved follows)"
+header
+TUNED="$(mktemp -d)"
+for dtype in f32 f16; do
+  for shape in "32 128" "1 128" "8 512"; do
+    set -- $shape
+    BERT_WGPU_TUNE=auto BERT_WGPU_TUNE_DIR="$TUNED" run "$BIG b$1 s$2 first-use tuned" --device gpu --dtype $dtype --config $BIG --batch $1 --seq $2 --iters $N
+  done
+done
+BERT_WGPU_TUNE=auto BERT_WGPU_TUNE_DIR="$TUNED" RUST_LOG=bert_wgpu=info "$BIN" bench --device gpu --config $SMALL --batch 1 --seq 8 --iters 1 2>&1 | grep -i "kernel choices" || true
+cat "$TUNED"/*.json || true
+rm -rf "$TUNED"
 
 if python3 -c "import torch, transformers; assert torch.cuda.is_available()" 2>/dev/null; then
   echo "## Device f32 GEMM peak (torch.matmul, TF32 off, 8192^3)"

@@ -87,10 +87,12 @@ fn tune_measures_saves_and_is_followed() {
         ("attention", &t.attention),
     ] {
         let times: Vec<_> = t.times.iter().filter(|x| x.decision == decision).collect();
-        assert!(times.iter().all(|x| x.ms.is_finite() && x.ms >= 0.0));
-        let best = times.iter().min_by(|a, b| a.ms.total_cmp(&b.ms)).unwrap();
+        let ms = |x: &&tune::TuneTime| x.ms.unwrap_or(f64::NAN);
+        assert!(times.iter().all(|x| ms(x).is_finite() && ms(x) >= 0.0));
+        let best = times.iter().min_by(|a, b| ms(a).total_cmp(&ms(b))).unwrap();
         assert_eq!(&best.variant, chosen, "{decision}: {times:?}");
     }
+    every_variant_passed_its_check(&t);
 
     // 2. Saved where load looks, and read back unchanged.
     let path = t.save(&ctx, DType::F32).unwrap();
@@ -150,5 +152,63 @@ fn tune_measures_saves_and_is_followed() {
         assert_eq!(Tuning::load(&ctx, DType::F32), None);
         defaults("another adapter's file");
     }
+
+    // 6. First use. A software adapter tunes nothing by itself; with
+    // BERT_WGPU_TUNE=auto (what hardware adapters do unasked) the first
+    // executor checks and times the variants on its own model's shape,
+    // saves the file and follows it, and the next executor reads the file
+    // instead of tuning again. bert-tiny with 32 positions, so the tune
+    // measures 16 × 32 rows and stays short on lavapipe.
     let _ = std::fs::remove_dir_all(&dir);
+    let path = tune::tune_path(&ctx, DType::F32);
+    let mut small = cfg.clone();
+    small.max_position_embeddings = 32;
+    let cpu = bench::random_model(&small, Device::Cpu, DType::F32).unwrap();
+    let enc = bench::random_encoding(&small, 2, 31);
+    let new_model = |tag: &str| -> Vec<KernelKind> {
+        let gpu = bench::random_model(&small, Device::Gpu, DType::F32).unwrap();
+        common::compare_forwards(tag, &gpu, &cpu, &enc, 1e-4, 1e-3);
+        let steps = gpu.gpu().unwrap().profile(&enc).unwrap();
+        steps.iter().map(|s| s.pipeline).collect()
+    };
+    if ctx.info.device_type == wgpu::DeviceType::Cpu {
+        new_model("software adapter, BERT_WGPU_TUNE unset");
+        assert!(!path.exists(), "{} written unasked", path.display());
+    }
+    std::env::set_var("BERT_WGPU_TUNE", "auto");
+    let tuned = new_model("first use");
+    let text = std::fs::read_to_string(&path).expect("first use saves the tuning file");
+    let first: Tuning = serde_json::from_str(&text).unwrap();
+    assert!(
+        first.measured_on.starts_with("first use 16 × 32"),
+        "{first:#?}"
+    );
+    every_variant_passed_its_check(&first);
+    assert_eq!(
+        new_model("second use"),
+        tuned,
+        "the first executor ran other kernels than its own measurement chose"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the second executor tuned again"
+    );
+    std::env::set_var("BERT_WGPU_TUNE", "off");
+    std::fs::remove_file(&path).unwrap();
+    new_model("BERT_WGPU_TUNE=off");
+    assert!(!path.exists(), "tuned with BERT_WGPU_TUNE=off");
+    std::env::remove_var("BERT_WGPU_TUNE");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every variant on lavapipe matches its CPU twin (f32: within
+/// 1e-4 + 1e-3·|want|), so none is rejected and each has a timing.
+fn every_variant_passed_its_check(t: &Tuning) {
+    for x in &t.times {
+        assert_eq!(x.rejected, None, "{x:?}");
+        assert!(x.ms.is_some(), "{x:?}");
+        let err = x.max_error.expect("checked before timing");
+        assert!(err < 1e-4, "{x:?}");
+    }
 }

@@ -258,7 +258,17 @@ pub(crate) fn tune(args: TuneArgs) -> anyhow::Result<()> {
     println!("adapter     {}", t.adapter);
     println!("measured on {} ({})", t.measured_on, t.dtype);
     for x in &t.times {
-        println!("  {:<11} {:<9} {:>10.3} ms", x.decision, x.variant, x.ms);
+        let checked = x
+            .max_error
+            .map_or_else(String::new, |e| format!("  (max |gpu - cpu| {e:.1e})"));
+        match (&x.rejected, x.ms) {
+            (Some(why), _) => println!("  {:<11} {:<9} rejected: {why}", x.decision, x.variant),
+            (None, Some(ms)) => println!(
+                "  {:<11} {:<9} {ms:>10.3} ms{checked}",
+                x.decision, x.variant
+            ),
+            (None, None) => println!("  {:<11} {:<9} not timed", x.decision, x.variant),
+        }
     }
     println!(
         "choices     gemm_large {}  gemm_small {}  tile {}  attention {}",

@@ -39,6 +39,8 @@ pub struct GpuContext {
     /// What the cooperative-matrix (tensor core) GEMM can use here, when the
     /// adapter has it.
     pub coop: Option<CoopConfig>,
+    /// The adapter the device was opened on (for [`Self::sibling`]).
+    adapter: wgpu::Adapter,
     uncaptured: Arc<Mutex<Option<String>>>,
     lost: Arc<AtomicBool>,
     lost_reason: Arc<Mutex<String>>,
@@ -266,11 +268,19 @@ impl GpuContext {
             limits,
             features,
             coop,
+            adapter,
             uncaptured,
             lost,
             lost_reason,
             timeout,
         })
+    }
+
+    /// A second device on the same adapter, with its own queue and error
+    /// handlers: work that may fail badly (timing untried kernels) cannot
+    /// lose this one.
+    pub fn sibling(&self) -> Result<GpuContext> {
+        Self::from_adapter(self.adapter.clone())
     }
 
     /// `name (backend, type)`.

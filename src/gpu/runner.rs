@@ -132,12 +132,15 @@ impl GpuExecutor {
         progress: bool,
     ) -> Result<Self> {
         // Compiled lazily, by the first plan that needs each.
-        let pipes = Pipelines::new(&ctx, dtype)?;
+        let mut pipes = Pipelines::new(&ctx, dtype)?;
         if cfg.head_dim() > 128 {
             return Err(Error::Unsupported(format!(
                 "attention head size {} (the GPU kernel supports up to 128)",
                 cfg.head_dim()
             )));
+        }
+        if pipes.tuning.is_none() {
+            pipes.tuning = super::tune::at_first_use(&ctx, cfg, dtype, progress);
         }
         let started = std::time::Instant::now();
         let total = std::cell::Cell::new(0u64);

@@ -1,0 +1,489 @@
+//! Per-adapter kernel choices. `bert-wgpu tune` times every kernel variant
+//! on one model shape's GEMMs and attention and writes the fastest to a JSON
+//! file named after the adapter and storage type; executors on that adapter
+//! read it when they are created. Precedence: a `BERT_WGPU_GEMM` /
+//! `BERT_WGPU_GEMM_TILE` / `BERT_WGPU_ATTENTION` variable, then the file,
+//! then the built-in defaults. `BERT_WGPU_TUNE=off` ignores the files;
+//! `BERT_WGPU_TUNE_DIR` moves them (default `$BERT_WGPU_CACHE/tune` or
+//! `~/.cache/bert-wgpu/tune`).
+
+pub mod check;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::choice::{AttentionKernel, GemmKernel};
+use super::pipelines::LinearVariant;
+use super::{GpuContext, KernelHarness};
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+use crate::model::DType;
+use check::{AttentionCheck, GemmCheck, Verdict};
+
+/// The measured choices for one adapter and storage type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// The adapter measured ([`adapter_key`]); a file for another adapter is
+    /// ignored.
+    pub adapter: String,
+    /// Storage type (`f32`, `f16`).
+    pub dtype: String,
+    /// What was timed, e.g. `bert-base 32 × 128 (small m: 128 rows)`.
+    pub measured_on: String,
+    /// GEMM for linears with ≥ 64 tiles of 128 × 128: `register`, `tiled`
+    /// or `coop` (the `BERT_WGPU_GEMM` values).
+    pub gemm_large: String,
+    /// GEMM for smaller linears: `register`, `tiled`, `splitk` or `coop`.
+    pub gemm_small: String,
+    /// Tile kernel of `tiled` and `splitk`: `plain` or `prefetch`.
+    pub tile: String,
+    /// Attention kernel: `query` or `tiled`.
+    pub attention: String,
+    /// Every timing behind the choices.
+    pub times: Vec<TuneTime>,
+}
+
+/// One variant of one decision: its correctness check, then its timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneTime {
+    /// The choice it competes in: `gemm_large`, `tile`, `gemm_small`,
+    /// `attention`.
+    pub decision: String,
+    /// The variant (a value of that field).
+    pub variant: String,
+    /// Milliseconds: the sum over BERT's four projections for the GEMM
+    /// decisions, one self-attention for `attention`. None when it was not
+    /// timed (rejected).
+    #[serde(default)]
+    pub ms: Option<f64>,
+    /// Largest |gpu − cpu| of the correctness check run before timing.
+    #[serde(default)]
+    pub max_error: Option<f64>,
+    /// Why it cannot be chosen: it failed the check, or the driver refused
+    /// it. None for a candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+}
+
+/// `name (backend, type) driver driver_info`: what a tuning file is for.
+pub fn adapter_key(ctx: &GpuContext) -> String {
+    format!(
+        "{} {} {}",
+        ctx.describe(),
+        ctx.info.driver,
+        ctx.info.driver_info
+    )
+}
+
+/// The folder of tuning files.
+pub fn tune_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("BERT_WGPU_TUNE_DIR") {
+        return PathBuf::from(d);
+    }
+    crate::source::cache_dir().join("tune")
+}
+
+/// The tuning file of `ctx`'s adapter for `dtype`.
+pub fn tune_path(ctx: &GpuContext, dtype: DType) -> PathBuf {
+    let name: String = adapter_key(ctx)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut name = name.trim_matches('-').to_string();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    tune_dir().join(format!("{name}-{dtype}.json"))
+}
+
+impl Tuning {
+    /// The tuning file for `ctx`'s adapter and `dtype`, if there is a valid
+    /// one and `BERT_WGPU_TUNE` is not `off`. A file that does not parse,
+    /// or names another adapter, is ignored with a warning.
+    pub fn load(ctx: &GpuContext, dtype: DType) -> Option<Tuning> {
+        if std::env::var("BERT_WGPU_TUNE").is_ok_and(|v| v == "off") {
+            return None;
+        }
+        let path = tune_path(ctx, dtype);
+        let text = std::fs::read_to_string(&path).ok()?;
+        match serde_json::from_str::<Tuning>(&text) {
+            Ok(t) if t.adapter == adapter_key(ctx) && t.dtype == dtype.to_string() => {
+                log::info!("kernel choices from {}", path.display());
+                Some(t)
+            }
+            Ok(_) => {
+                log::warn!(
+                    "{}: made for another adapter or storage type; ignored",
+                    path.display()
+                );
+                None
+            }
+            Err(e) => {
+                log::warn!(
+                    "{}: not a tuning file ({e}); ignored (run `bert-wgpu tune` again)",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Writes the file [`Self::load`] reads; returns its path.
+    pub fn save(&self, ctx: &GpuContext, dtype: DType) -> Result<PathBuf> {
+        let path = tune_path(ctx, dtype);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| Error::input(format!("tuning: {e}")))?;
+        // Written aside and renamed: two processes tuning at once never
+        // leave a half-written file for a third to read.
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
+    }
+}
+
+/// Seconds for BERT's four projections at `m` rows with `h`'s forced GEMM.
+fn time_projections(h: &KernelHarness, cfg: &BertConfig, m: usize, reps: u32) -> Result<f64> {
+    let rows = crate::bench::time_projections(Some(h), cfg, m, reps)?;
+    Ok(rows.iter().map(|r| r.ms / 1e3).sum())
+}
+
+/// The fastest candidate of `times` (checked, timed, not rejected), as its
+/// variant name; `default` (the built-in choice) when none is left.
+fn fastest(times: &[TuneTime]) -> String {
+    times
+        .iter()
+        .filter(|t| t.rejected.is_none())
+        .filter_map(|t| t.ms.map(|ms| (ms, t)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or_else(|| "default".into(), |(_, t)| t.variant.clone())
+}
+
+/// Checks one variant against the CPU twin, then times it. A failed check
+/// or a driver error rejects the variant instead of ending the tune: the
+/// variants the adapter can run still compete.
+fn trial(
+    decision: &str,
+    variant: &str,
+    check: impl FnOnce() -> Result<Verdict>,
+    time: impl FnOnce() -> Result<f64>,
+) -> TuneTime {
+    let mut t = TuneTime {
+        decision: decision.into(),
+        variant: variant.into(),
+        ms: None,
+        max_error: None,
+        rejected: None,
+    };
+    match check() {
+        Ok(v) if v.ok => t.max_error = Some(v.max_abs),
+        Ok(v) => {
+            t.max_error = Some(v.max_abs);
+            t.rejected = Some(format!(
+                "differs from the CPU twin by up to {:.3e}",
+                v.max_abs
+            ));
+        }
+        Err(e) => t.rejected = Some(e.to_string()),
+    }
+    if t.rejected.is_none() {
+        match time() {
+            Ok(ms) => t.ms = Some(ms),
+            Err(e) => t.rejected = Some(e.to_string()),
+        }
+    }
+    match (&t.rejected, t.ms) {
+        (Some(why), _) => log::warn!("tune {decision} {variant}: rejected: {why}"),
+        (None, Some(ms)) => log::info!("tune {decision} {variant}: {ms:.3} ms"),
+        (None, None) => {}
+    }
+    t
+}
+
+/// Times every variant on `cfg`'s shapes with `dtype` storage on the
+/// default GPU adapter ([`measure_on`]).
+pub fn measure(
+    cfg: &BertConfig,
+    label: &str,
+    dtype: DType,
+    batch: usize,
+    seq: usize,
+    reps: u32,
+) -> Result<Tuning> {
+    measure_on(GpuContext::new(true)?, cfg, label, dtype, batch, seq, reps)
+}
+
+/// Checks and times every variant on `cfg`'s shapes with `dtype` storage
+/// on `ctx`: the GEMMs at batch·seq rows (`gemm_large`, `tile`) and at seq
+/// rows (`gemm_small`), attention at batch × seq; `reps` dispatches per
+/// timing. Each variant first has to match the CPU twin
+/// ([`check`]); one that does not, or that the driver refuses, is recorded
+/// as rejected and cannot be chosen. `label` names the shape in the result.
+pub fn measure_on(
+    ctx: GpuContext,
+    cfg: &BertConfig,
+    label: &str,
+    dtype: DType,
+    batch: usize,
+    seq: usize,
+    reps: u32,
+) -> Result<Tuning> {
+    if batch == 0 || seq == 0 || seq > cfg.max_position_embeddings {
+        return Err(Error::input(format!(
+            "tune needs batch ≥ 1 and 1 ≤ seq ≤ {}",
+            cfg.max_position_embeddings
+        )));
+    }
+    let adapter = adapter_key(&ctx);
+    let coop = ctx.coop.filter(|_| dtype == DType::F16);
+    let shared = ctx.limits.max_compute_workgroup_storage_size;
+    let mut h = KernelHarness::with_dtype(ctx, dtype)?;
+    let large = batch * seq;
+    let (check_large, check_small) = (
+        GemmCheck::new(cfg, large, dtype)?,
+        GemmCheck::new(cfg, seq, dtype)?,
+    );
+    let mut gemm = |decision: &str, variant: &str, kernel: GemmKernel, tile: LinearVariant| {
+        h.force_gemm(Some(kernel));
+        h.force_tile(Some(tile));
+        let (m, check) = match decision {
+            "gemm_small" => (seq, &check_small),
+            _ => (large, &check_large),
+        };
+        let h = &h;
+        trial(
+            decision,
+            variant,
+            || check.run(h),
+            // The better of two timings, so one disturbed run (another
+            // process, a first-use cost in the driver) does not decide.
+            || Ok(time_projections(h, cfg, m, reps)?.min(time_projections(h, cfg, m, reps)?) * 1e3),
+        )
+    };
+    let (plain, prefetch) = (LinearVariant::Tiled, LinearVariant::TiledPrefetch);
+    // Tile kernels at the large shape, then GEMMs at the large shape with
+    // the faster tile.
+    let tiles = [
+        gemm("tile", "plain", GemmKernel::Tiled, plain),
+        gemm("tile", "prefetch", GemmKernel::Tiled, prefetch),
+    ];
+    let tile = fastest(&tiles);
+    let best_tile = if tile == "prefetch" { prefetch } else { plain };
+    let tiled = match tiles.iter().find(|t| t.variant == tile) {
+        Some(t) => TuneTime {
+            decision: "gemm_large".into(),
+            variant: "tiled".into(),
+            ..t.clone()
+        },
+        None => TuneTime {
+            decision: "gemm_large".into(),
+            variant: "tiled".into(),
+            ms: None,
+            max_error: None,
+            rejected: Some("both tile kernels were rejected".into()),
+        },
+    };
+    let mut large_times = vec![
+        gemm("gemm_large", "register", GemmKernel::Register, plain),
+        tiled,
+    ];
+    if let Some(c) = coop {
+        let g = GemmKernel::Coop(4 * c.frag);
+        large_times.push(gemm("gemm_large", "coop", g, plain));
+    }
+    let mut small_times = vec![
+        gemm("gemm_small", "register", GemmKernel::Register, plain),
+        gemm("gemm_small", "tiled", GemmKernel::Tiled, best_tile),
+        gemm("gemm_small", "splitk", GemmKernel::SplitK, best_tile),
+    ];
+    if let Some(c) = coop {
+        let g = GemmKernel::Coop(4 * c.frag);
+        small_times.push(gemm("gemm_small", "coop", g, plain));
+    }
+    // Attention: the tiled kernel only where it can run.
+    let (heads, hidden) = (cfg.num_attention_heads, cfg.hidden_size);
+    let check = AttentionCheck::new(cfg, batch, seq, dtype)?;
+    let qkv = crate::bench::random_values(41, large * 3 * hidden);
+    let mask = vec![0.0f32; large];
+    let mut attn_times = Vec::new();
+    let mut variants = vec![("query", AttentionKernel::Query)];
+    if cfg.head_dim() % 4 == 0 && shared >= super::ATTENTION_TILED_SHARED_BYTES {
+        variants.push(("tiled", AttentionKernel::Tiled));
+    }
+    for (name, kernel) in variants {
+        h.force_attention(Some(kernel));
+        let h = &h;
+        let once = || h.time_attention(&qkv, &mask, batch, seq, heads, hidden, reps);
+        attn_times.push(trial(
+            "attention",
+            name,
+            || check.run(h),
+            || Ok(once()?.min(once()?) * 1e3),
+        ));
+    }
+    let tuning = Tuning {
+        adapter,
+        dtype: dtype.to_string(),
+        measured_on: format!("{label} {batch} × {seq} (small m: {seq} rows)"),
+        gemm_large: fastest(&large_times),
+        gemm_small: fastest(&small_times),
+        tile,
+        attention: fastest(&attn_times),
+        times: tiles
+            .into_iter()
+            .chain(large_times)
+            .chain(small_times)
+            .chain(attn_times)
+            .collect(),
+    };
+    Ok(tuning)
+}
+
+/// The shape [`at_first_use`] measures: 16 sequences of 128 tokens (fewer
+/// when the model has fewer positions), 3 dispatches per timing. 2,048
+/// rows put every bert-base projection well into the large-GEMM class (≥ 96
+/// tiles), so the large choice is not made at the class's edge, where
+/// finer-grained kernels win; at 2 × (1 + 1 + 4) = 12 dispatches per
+/// projection and variant it stays around a second on a discrete GPU.
+const FIRST_USE_BATCH: usize = 16;
+const FIRST_USE_SEQ: usize = 128;
+const FIRST_USE_REPS: u32 = 3;
+
+/// Whether an executor on `ctx` without a tuning file tunes first:
+/// `BERT_WGPU_TUNE=off` never, `auto` always, otherwise on hardware
+/// adapters only (software adapters such as lavapipe run the built-in
+/// choices, which were measured there).
+pub fn tunes_at_first_use(ctx: &GpuContext) -> bool {
+    match std::env::var("BERT_WGPU_TUNE").as_deref() {
+        Ok("off") => false,
+        Ok("auto") => true,
+        _ => ctx.info.device_type != wgpu::DeviceType::Cpu,
+    }
+}
+
+/// The first executor on an adapter with no tuning file for `dtype`
+/// (where [`tunes_at_first_use`]) checks and times the kernel variants on
+/// `cfg`'s shape once, on a sibling device (a kernel the driver mishandles
+/// cannot lose the executor's), and saves the result for every later run.
+/// Failing to tune or to save is a warning: the built-in choices, or the
+/// unsaved measurement, run instead.
+pub fn at_first_use(
+    ctx: &GpuContext,
+    cfg: &BertConfig,
+    dtype: DType,
+    progress: bool,
+) -> Option<Tuning> {
+    if !tunes_at_first_use(ctx) {
+        return None;
+    }
+    let started = std::time::Instant::now();
+    let spinner = match progress {
+        true => indicatif::ProgressBar::new_spinner().with_message(format!(
+            "choosing kernels for {} (once; BERT_WGPU_TUNE=off skips)",
+            ctx.info.name
+        )),
+        false => indicatif::ProgressBar::hidden(),
+    };
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let seq = FIRST_USE_SEQ.min(cfg.max_position_embeddings);
+    let measured = ctx.sibling().and_then(|sib| {
+        measure_on(
+            sib,
+            cfg,
+            "first use",
+            dtype,
+            FIRST_USE_BATCH,
+            seq,
+            FIRST_USE_REPS,
+        )
+    });
+    spinner.finish_and_clear();
+    let tuning = match measured {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("choosing kernels failed ({e}); the built-in choices run");
+            return None;
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    match tuning.save(ctx, dtype) {
+        Ok(path) => log::info!(
+            "kernel choices measured in {secs:.1} s, saved to {}",
+            path.display()
+        ),
+        Err(e) => log::warn!("kernel choices measured in {secs:.1} s but not saved ({e})"),
+    }
+    Some(tuning)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(max_abs: f64) -> Result<Verdict> {
+        Ok(Verdict { max_abs, ok: true })
+    }
+
+    #[test]
+    fn a_variant_that_fails_its_check_is_never_timed_nor_chosen() {
+        let timed = std::cell::Cell::new(0);
+        let time = |ms: f64| {
+            timed.set(timed.get() + 1);
+            Ok(ms)
+        };
+        let times = [
+            trial("gemm_small", "register", || pass(1e-6), || time(5.0)),
+            // Fastest, but wrong.
+            trial(
+                "gemm_small",
+                "tiled",
+                || {
+                    Ok(Verdict {
+                        max_abs: 0.4,
+                        ok: false,
+                    })
+                },
+                || time(1.0),
+            ),
+            // The driver refused it.
+            trial(
+                "gemm_small",
+                "splitk",
+                || Err(Error::input("shader rejected")),
+                || time(0.5),
+            ),
+            trial("gemm_small", "coop", || pass(2e-3), || time(3.0)),
+        ];
+        assert_eq!(timed.get(), 2, "only the variants that passed were timed");
+        assert_eq!(times[1].ms, None);
+        assert_eq!(times[1].max_error, Some(0.4));
+        assert!(times[1].rejected.as_deref().unwrap().contains("4.000e-1"));
+        assert!(times[2]
+            .rejected
+            .as_deref()
+            .unwrap()
+            .contains("shader rejected"));
+        assert_eq!(times[3].ms, Some(3.0));
+        assert_eq!(fastest(&times), "coop");
+        // A timing error rejects too.
+        let t = trial(
+            "attention",
+            "tiled",
+            || pass(0.0),
+            || Err(Error::input("lost")),
+        );
+        assert!(t.rejected.is_some() && t.ms.is_none());
+        assert_eq!(fastest(&[t]), "default", "nothing left: built-in choice");
+    }
+
+    #[test]
+    fn old_tuning_files_still_parse() {
+        let t: TuneTime =
+            serde_json::from_str(r#"{"decision": "tile", "variant": "plain", "ms": 1.5}"#).unwrap();
+        assert_eq!((t.ms, t.max_error, t.rejected), (Some(1.5), None, None));
+    }
+}
