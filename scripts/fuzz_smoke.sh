@@ -39,7 +39,16 @@ for target in $(cargo +nightly fuzz list); do
   set -e
   grep -E "^stat::number_of_executed_units" "$scratch/$target.log" || true
   if [ "$status" -ne 0 ]; then
-    tail -n 40 "$scratch/$target.log" >&2
+    log="$scratch/$target.log"
+    # The panic message comes well before libFuzzer's report and the
+    # reproducer's path at the end: print from the first sign of the crash,
+    # then the end.
+    first=$(grep -n -m1 -E "panicked at|ERROR: libFuzzer|==[0-9]+==ERROR|deadly signal" "$log" | cut -d: -f1 || true)
+    if [ -n "$first" ]; then
+      sed -n "${first},$((first + 60))p" "$log" >&2
+      echo "[...]" >&2
+    fi
+    tail -n 20 "$log" >&2
     echo "fuzz smoke: $target FAILED (exit $status); reproducer under fuzz/artifacts/$target/" >&2
     exit 1
   fi
