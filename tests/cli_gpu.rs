@@ -143,3 +143,72 @@ fn selfcheck_passes_in_f32_and_f16() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("f8"));
 }
+
+/// `bert-wgpu tune` checks and times every variant, prints each variant's
+/// timing and max |gpu − cpu|, and saves the choices where `info` then
+/// reports them; `--dry-run` saves nothing.
+#[test]
+fn tune_saves_choices_that_info_reports() {
+    let dir = std::env::temp_dir().join(format!("bert-wgpu-cli-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bert-wgpu"))
+            .args(args)
+            .env("BERT_WGPU_TUNE_DIR", &dir)
+            .env_remove("BERT_WGPU_TUNE")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("cannot start bert-wgpu");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        stdout
+    };
+    let info = run(&["info"]);
+    if !info.contains("--device gpu would use") && allow_no_gpu() {
+        println!("NOTE: no GPU adapter; not run because BERT_WGPU_ALLOW_NO_GPU=1");
+        return;
+    }
+    assert!(info.contains("--device gpu would use"), "{info}");
+    let software = info.contains("--device gpu would use") && info.contains(", Cpu)");
+    if software {
+        assert!(info.contains("kernel choices (f32): built-in"), "{info}");
+    }
+    let tune = [
+        "tune",
+        "--config",
+        "bert-tiny",
+        "--batch",
+        "2",
+        "--seq",
+        "16",
+    ];
+    let dry = run(&[&tune[..], &["--iters", "1", "--dry-run"]].concat());
+    assert!(dry.contains("(--dry-run: not saved)"), "{dry}");
+    assert!(!dir.exists(), "--dry-run wrote {}", dir.display());
+    let out = run(&[&tune[..], &["--iters", "1"]].concat());
+    for variant in [
+        "tile        plain",
+        "tile        prefetch",
+        "gemm_large  register",
+        "gemm_small  splitk",
+        "attention   query",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(variant))
+            .unwrap_or_else(|| panic!("no `{variant}` line: {out}"));
+        assert!(
+            line.contains(" ms  (max |gpu - cpu| "),
+            "{variant} not checked and timed: {line}"
+        );
+    }
+    assert!(out.contains("saved       "), "{out}");
+    let info = run(&["info"]);
+    assert!(
+        info.contains("kernel choices (f32): gemm_large ")
+            && info.contains("(measured on bert-tiny 2 × 16 "),
+        "{info}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -317,5 +317,33 @@ pub(crate) fn info() -> anyhow::Result<()> {
         Ok(c) => println!("--device auto would use: {}", c.describe()),
         Err(_) => println!("--device auto would use: the CPU executor (no hardware GPU)"),
     }
+    if let Ok(c) = bert_wgpu::gpu::GpuContext::new(true) {
+        println!("--device gpu would use: {}", c.describe());
+        kernel_choices(&c);
+    }
     Ok(())
+}
+
+/// Where `ctx`'s kernel choices come from, per storage type.
+fn kernel_choices(ctx: &bert_wgpu::gpu::GpuContext) {
+    use bert_wgpu::gpu::tune::{self, Tuning};
+    for dtype in [DType::F32, DType::F16] {
+        if dtype == DType::F16 && !ctx.features.contains(wgpu::Features::SHADER_F16) {
+            continue;
+        }
+        let path = tune::tune_path(ctx, dtype);
+        match Tuning::load(ctx, dtype) {
+            Some(t) => println!(
+                "  kernel choices ({dtype}): gemm_large {}  gemm_small {}  tile {}  attention {}  (measured on {}; {})",
+                t.gemm_large, t.gemm_small, t.tile, t.attention, t.measured_on, path.display()
+            ),
+            None if tune::tunes_at_first_use(ctx) => println!(
+                "  kernel choices ({dtype}): none saved yet; the first model loaded measures them ({})",
+                path.display()
+            ),
+            None => println!(
+                "  kernel choices ({dtype}): built-in (BERT_WGPU_TUNE=off, or a software adapter; `bert-wgpu tune` measures them)"
+            ),
+        }
+    }
 }

@@ -1,9 +1,13 @@
-//! Per-adapter kernel choices. `bert-wgpu tune` times every kernel variant
-//! on one model shape's GEMMs and attention and writes the fastest to a JSON
-//! file named after the adapter and storage type; executors on that adapter
-//! read it when they are created. Precedence: a `BERT_WGPU_GEMM` /
+//! Per-adapter kernel choices. Every kernel variant is checked against its
+//! CPU twin ([`check`]), the ones that match are timed on one model shape's
+//! GEMMs and attention, and the fastest go to a JSON file named after the
+//! adapter and storage type; executors on that adapter read it when they
+//! are created. `bert-wgpu tune` writes it on a shape the user picks; the
+//! first executor on a hardware adapter without one writes it on its own
+//! model's shape ([`at_first_use`]). Precedence: a `BERT_WGPU_GEMM` /
 //! `BERT_WGPU_GEMM_TILE` / `BERT_WGPU_ATTENTION` variable, then the file,
-//! then the built-in defaults. `BERT_WGPU_TUNE=off` ignores the files;
+//! then the built-in defaults. `BERT_WGPU_TUNE=off` neither tunes nor reads
+//! the files, `auto` tunes software adapters at first use too;
 //! `BERT_WGPU_TUNE_DIR` moves them (default `$BERT_WGPU_CACHE/tune` or
 //! `~/.cache/bert-wgpu/tune`).
 
@@ -370,16 +374,34 @@ pub fn tunes_at_first_use(ctx: &GpuContext) -> bool {
 /// `cfg`'s shape once, on a sibling device (a kernel the driver mishandles
 /// cannot lose the executor's), and saves the result for every later run.
 /// Failing to tune or to save is a warning: the built-in choices, or the
-/// unsaved measurement, run instead.
+/// unsaved measurement, run instead. Executors created at once in one
+/// process wait for a single tune, and none tunes twice.
 pub fn at_first_use(
     ctx: &GpuContext,
     cfg: &BertConfig,
     dtype: DType,
     progress: bool,
 ) -> Option<Tuning> {
+    type Outcomes = std::collections::HashMap<String, Option<Tuning>>;
+    static DONE: std::sync::Mutex<Option<Outcomes>> = std::sync::Mutex::new(None);
     if !tunes_at_first_use(ctx) {
         return None;
     }
+    // A poisoned lock only means another tune panicked: its entry is absent.
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    let key = format!("{} {dtype}", adapter_key(ctx));
+    if let Some(outcome) = done.get_or_insert_with(Default::default).get(&key) {
+        return outcome.clone();
+    }
+    // Another thread or process may have saved one while this one waited.
+    let outcome = Tuning::load(ctx, dtype).or_else(|| tune_now(ctx, cfg, dtype, progress));
+    done.get_or_insert_with(Default::default)
+        .insert(key, outcome.clone());
+    outcome
+}
+
+/// [`at_first_use`]'s measurement and save.
+fn tune_now(ctx: &GpuContext, cfg: &BertConfig, dtype: DType, progress: bool) -> Option<Tuning> {
     let started = std::time::Instant::now();
     let spinner = match progress {
         true => indicatif::ProgressBar::new_spinner().with_message(format!(
