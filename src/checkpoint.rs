@@ -1,11 +1,15 @@
 //! `model.safetensors` through mmap. The header is validated by the reference
 //! parser (`safetensors` crate: header length checked against the file size
 //! before allocation, contiguous in-bounds offsets, shape × dtype = byte span);
-//! tensor bytes are decoded with `from_le_bytes`, never cast, so unaligned data
-//! is fine. Keys are canonicalised to HF's `BertModel` names.
+//! f32 tensors stored little-endian at 4-byte-aligned addresses are read in
+//! place ([`F32Data`]: the GPU upload copies them straight from the mapping);
+//! everything else is decoded with `from_le_bytes`, so unaligned data and
+//! other float types are fine. Keys are canonicalised to HF's `BertModel`
+//! names.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
@@ -32,6 +36,55 @@ impl Tensor {
             )));
         }
         Ok(Tensor { shape, data })
+    }
+}
+
+/// The f32 values of one tensor: in place in the checkpoint's bytes when
+/// the file stores them as little-endian f32 at a 4-byte-aligned address
+/// (no copy; the bytes stay mapped while any `F32Data` holds them), else
+/// decoded into memory.
+#[derive(Clone)]
+pub enum F32Data {
+    /// Decoded (another float type, an unaligned offset, or built in memory).
+    Owned(Vec<f32>),
+    /// In place in a checkpoint (alignment and size checked when made).
+    InPlace(InPlace),
+}
+
+/// A span of a checkpoint's bytes that [`Checkpoint::f32_data`] found to
+/// be whole, aligned little-endian f32 values.
+#[derive(Clone)]
+pub struct InPlace {
+    bytes: Arc<Storage>,
+    range: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for F32Data {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            F32Data::Owned(v) => v,
+            // The span was checked by `try_cast_slice` when made, and the
+            // bytes behind it never move (a mapping, or a Vec never resized).
+            F32Data::InPlace(p) => bytemuck::cast_slice(&p.bytes[p.range.clone()]),
+        }
+    }
+}
+
+impl std::fmt::Debug for F32Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            F32Data::Owned(_) => "owned",
+            F32Data::InPlace(_) => "in place",
+        };
+        write!(f, "F32Data({} values, {kind})", self.len())
+    }
+}
+
+impl F32Data {
+    /// Whether the values are read in place from a checkpoint.
+    pub fn is_in_place(&self) -> bool {
+        matches!(self, F32Data::InPlace(_))
     }
 }
 
@@ -66,7 +119,7 @@ impl std::ops::Deref for Storage {
 /// buffer) until asked for.
 pub struct Checkpoint {
     path: PathBuf,
-    bytes: Storage,
+    bytes: Arc<Storage>,
     /// canonical HF name → entry
     entries: BTreeMap<String, Entry>,
 }
@@ -114,7 +167,7 @@ impl Checkpoint {
         let entries = index(&bytes, &path)?;
         Ok(Checkpoint {
             path,
-            bytes,
+            bytes: Arc::new(bytes),
             entries,
         })
     }
@@ -139,8 +192,8 @@ impl Checkpoint {
         self.entries.get(name).map(|e| e.shape.as_slice())
     }
 
-    /// Reads `name` as f32, checking its shape against `expected`.
-    pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<Tensor> {
+    /// The entry and bytes of `name`, checking its shape against `expected`.
+    fn entry(&self, name: &str, expected: &[usize]) -> Result<(&Entry, &[u8])> {
         let entry = self.entries.get(name).ok_or_else(|| Error::MissingTensor {
             name: name.to_string(),
             expected: expected.to_vec(),
@@ -160,11 +213,37 @@ impl Checkpoint {
                 path: self.path.clone(),
                 message: format!("`{}`: data outside the file", entry.stored),
             })?;
-        let data = decode_f32(entry.dtype, bytes).ok_or_else(|| Error::Safetensors {
+        Ok((entry, bytes))
+    }
+
+    /// `bytes` of `entry` decoded to f32.
+    fn decoded(&self, entry: &Entry, bytes: &[u8]) -> Result<Vec<f32>> {
+        decode_f32(entry.dtype, bytes).ok_or_else(|| Error::Safetensors {
             path: self.path.clone(),
             message: format!("`{}`: unsupported dtype {:?}", entry.stored, entry.dtype),
-        })?;
-        Tensor::new(entry.shape.clone(), data)
+        })
+    }
+
+    /// Reads `name` as f32, checking its shape against `expected`.
+    pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<Tensor> {
+        let (entry, bytes) = self.entry(name, expected)?;
+        Tensor::new(entry.shape.clone(), self.decoded(entry, bytes)?)
+    }
+
+    /// The f32 values of `name` (shape checked against `expected`), in
+    /// place when the file allows it (see [`F32Data`]), else decoded.
+    pub fn f32_data(&self, name: &str, expected: &[usize]) -> Result<F32Data> {
+        let (entry, bytes) = self.entry(name, expected)?;
+        let in_place = entry.dtype == Dtype::F32
+            && cfg!(target_endian = "little")
+            && bytemuck::try_cast_slice::<u8, f32>(bytes).is_ok();
+        if in_place {
+            return Ok(F32Data::InPlace(InPlace {
+                bytes: self.bytes.clone(),
+                range: entry.range.clone(),
+            }));
+        }
+        Ok(F32Data::Owned(self.decoded(entry, bytes)?))
     }
 }
 

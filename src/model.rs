@@ -192,7 +192,7 @@ impl Model {
         let (device, dtype, progress) = (opts.device, opts.dtype, opts.progress);
         let head = graph.head;
         let has_pooler = graph.output(outputs::POOLER_OUTPUT).is_some();
-        if let Some(w) = weights.tensor("classifier.weight") {
+        if let Some(w) = weights.param("classifier.weight") {
             let rows = w.shape.first().copied().unwrap_or(0);
             let want = if head == Head::MultipleChoice {
                 1

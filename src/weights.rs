@@ -3,15 +3,38 @@
 
 use std::collections::HashMap;
 
-use crate::checkpoint::{Checkpoint, Tensor};
+use crate::checkpoint::{Checkpoint, F32Data, Tensor};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 
+/// One parameter: its shape and f32 values (in place in the checkpoint's
+/// mapping where the file allows, see [`F32Data`]).
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values.
+    pub data: F32Data,
+}
+
 /// Validated f32 weights by canonical HF name.
 pub struct Weights {
-    tensors: HashMap<String, Tensor>,
+    tensors: HashMap<String, Param>,
     /// LayerNorm epsilon (for the embeddings step).
     pub eps: f32,
+}
+
+/// The parts of one or more `nn.Linear` stacked by output rows, borrowed:
+/// the GPU upload writes each weight into its place in one buffer.
+pub struct LinearParts<'a> {
+    /// Each module's (out_features_i, in_features) weight, in stacking order.
+    pub weights: Vec<&'a [f32]>,
+    /// (out_features) — the biases, stacked.
+    pub bias: Vec<f32>,
+    /// Sum of the stacked modules' output features.
+    pub out_features: usize,
+    /// Shared input width.
+    pub in_features: usize,
 }
 
 /// Weights of one or more `nn.Linear` stacked by output rows.
@@ -32,15 +55,18 @@ impl Weights {
     pub fn load(graph: &Graph, ckpt: &Checkpoint, eps: f32) -> Result<Self> {
         let mut tensors = HashMap::new();
         for spec in &graph.params {
-            let t = ckpt.tensor(&spec.name, &spec.shape).map_err(|e| match e {
-                Error::MissingTensor { name, expected, .. } => Error::MissingTensor {
-                    hint: missing_hint(&name, graph),
-                    name,
-                    expected,
-                },
-                other => other,
-            })?;
-            tensors.insert(spec.name.clone(), t);
+            let data = ckpt
+                .f32_data(&spec.name, &spec.shape)
+                .map_err(|e| match e {
+                    Error::MissingTensor { name, expected, .. } => Error::MissingTensor {
+                        hint: missing_hint(&name, graph),
+                        name,
+                        expected,
+                    },
+                    other => other,
+                })?;
+            let shape = spec.shape.clone();
+            tensors.insert(spec.name.clone(), Param { shape, data });
         }
         for name in ckpt.names() {
             if !tensors.contains_key(name) {
@@ -55,6 +81,19 @@ impl Weights {
 
     /// Builds weights directly (tests, random models).
     pub fn from_tensors(tensors: HashMap<String, Tensor>, eps: f32) -> Self {
+        let tensors = tensors
+            .into_iter()
+            .map(|(name, t)| {
+                let data = F32Data::Owned(t.data);
+                (
+                    name,
+                    Param {
+                        shape: t.shape,
+                        data,
+                    },
+                )
+            })
+            .collect();
         Weights { tensors, eps }
     }
 
@@ -62,7 +101,7 @@ impl Weights {
     pub fn get(&self, name: &str) -> Result<&[f32]> {
         self.tensors
             .get(name)
-            .map(|t| t.data.as_slice())
+            .map(|t| &*t.data)
             .ok_or_else(|| Error::MissingTensor {
                 name: name.to_string(),
                 expected: vec![],
@@ -70,14 +109,25 @@ impl Weights {
             })
     }
 
-    /// The tensor `name`.
-    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+    /// The parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&Param> {
         self.tensors.get(name)
     }
 
-    /// Stacks `modules`' weights and biases by rows (fused QKV).
+    /// Stacks `modules`' weights and biases by rows (fused QKV), copied.
     pub fn stacked_linear(&self, modules: &[String]) -> Result<LinearWeights> {
-        let mut weight = Vec::new();
+        let parts = self.linear_parts(modules)?;
+        Ok(LinearWeights {
+            weight: parts.weights.concat(),
+            bias: parts.bias,
+            out_features: parts.out_features,
+            in_features: parts.in_features,
+        })
+    }
+
+    /// `modules`' weights in stacking order, borrowed, and their biases.
+    pub fn linear_parts(&self, modules: &[String]) -> Result<LinearParts<'_>> {
+        let mut weights = Vec::new();
         let mut bias = Vec::new();
         let mut in_features = None;
         for m in modules {
@@ -95,13 +145,13 @@ impl Weights {
                     "stacked linears with different input widths at `{m}`"
                 )));
             }
-            weight.extend_from_slice(&w.data);
+            weights.push(&*w.data);
             bias.extend_from_slice(self.get(&format!("{m}.bias"))?);
         }
         let in_features = in_features.unwrap_or(0);
-        Ok(LinearWeights {
+        Ok(LinearParts {
             out_features: bias.len(),
-            weight,
+            weights,
             bias,
             in_features,
         })

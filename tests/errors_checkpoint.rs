@@ -417,6 +417,15 @@ fn unaligned_data_section_loads_correct_values() {
         let x = ck.tensor("x", &[2, 3]).unwrap();
         assert_eq!(x.data, values, "pad {pad} (header length {header_len})");
         assert_eq!(ck.tensor("y", &[1]).unwrap().data, vec![42.0]);
+        // Read in place exactly when the data section starts 4-byte aligned
+        // (the mapping itself is page-aligned); decoded otherwise, with the
+        // same values either way.
+        let aligned = (8 + header_len) % 4 == 0;
+        for (name, shape, want) in [("x", &[2, 3][..], &values[..]), ("y", &[1], &[42.0])] {
+            let d = ck.f32_data(name, shape).unwrap();
+            assert_eq!(&*d, want, "pad {pad}: {name}");
+            assert_eq!(d.is_in_place(), aligned, "pad {pad}: {name} {d:?}");
+        }
     }
 
     // The whole tiny model with its data section at an odd offset loads the
@@ -442,6 +451,12 @@ fn unaligned_data_section_loads_correct_values() {
             odd.tensor(name, &shape).unwrap(),
             "{name}"
         );
+        let (a, b) = (
+            orig.f32_data(name, &shape).unwrap(),
+            odd.f32_data(name, &shape).unwrap(),
+        );
+        assert!(a.is_in_place() && !b.is_in_place(), "{name}: {a:?} {b:?}");
+        assert_eq!(&*a, &*b, "{name}");
     }
     let a = common::cpu_model(&src);
     let b = common::cpu_model(&dir);
@@ -491,6 +506,9 @@ fn f16_bf16_f64_upcast_exactly() {
                 .zip(&want)
                 .all(|(g, w)| g.to_bits() == w.to_bits());
             assert!(same, "{dtype} pad {pad}: got {:?}, want {want:?}", got.data);
+            let d = ck.f32_data("w", &[want.len()]).unwrap();
+            assert!(!d.is_in_place(), "{dtype} is upcast, not read in place");
+            assert_eq!(&*d, &got.data[..]);
         }
     }
 }

@@ -91,9 +91,30 @@ pub(super) fn upload(
     name: &str,
     data: &[f32],
 ) -> Result<wgpu::Buffer> {
-    let bytes = stored_bytes(dtype, data.len());
+    upload_parts(ctx, dtype, name, &[data])
+}
+
+/// [`upload`] of `parts` laid end to end in one buffer (a fused linear's
+/// weights). In f32 each part is copied straight from where it lies (for a
+/// checkpoint read in place, the file's mapping): the one copy of the load.
+fn upload_parts(
+    ctx: &GpuContext,
+    dtype: DType,
+    name: &str,
+    parts: &[&[f32]],
+) -> Result<wgpu::Buffer> {
+    // f16 pads each encoded part to 4 bytes, so odd-length parts are joined
+    // first (f16 has to be converted into new memory anyway).
+    let joined;
+    let parts = if dtype != DType::F32 && parts.len() > 1 {
+        joined = parts.concat();
+        &[joined.as_slice()][..]
+    } else {
+        parts
+    };
+    let count: usize = parts.iter().map(|p| p.len()).sum();
+    let bytes = stored_bytes(dtype, count);
     ctx.check_size(name, bytes)?;
-    let encoded = super::convert::encode(dtype, name, data)?;
     ctx.scoped(
         &format!("uploading `{name}`"),
         || -> Result<wgpu::Buffer> {
@@ -111,7 +132,12 @@ pub(super) fn upload(
                         context: format!("uploading `{name}`"),
                         message: e.to_string(),
                     })?;
-                view.slice(..encoded.len()).copy_from_slice(&encoded);
+                let mut at = 0;
+                for part in parts {
+                    let encoded = super::convert::encode(dtype, name, part)?;
+                    view.slice(at..at + encoded.len()).copy_from_slice(&encoded);
+                    at += encoded.len();
+                }
             }
             buf.unmap();
             Ok(buf)
@@ -165,9 +191,12 @@ impl GpuExecutor {
                     beta: param(DType::F32, "embeddings.LayerNorm.bias")?,
                 },
                 Op::Linear { modules, .. } => {
-                    let lw = weights.stacked_linear(modules)?;
+                    let lw = weights.linear_parts(modules)?;
+                    let name = format!("{}.weight", step.module);
+                    let count = lw.weights.iter().map(|w| w.len()).sum();
+                    total.set(total.get() + stored_bytes(dtype, count));
                     StepWeights::Linear {
-                        weight: put(dtype, &format!("{}.weight", step.module), &lw.weight)?,
+                        weight: upload_parts(&ctx, dtype, &name, &lw.weights)?,
                         bias: put(DType::F32, &format!("{}.bias", step.module), &lw.bias)?,
                         n: lw.out_features,
                     }
