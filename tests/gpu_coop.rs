@@ -171,7 +171,16 @@ fn tune_times_the_coop_gemm_in_f16() {
         return;
     }
     let cfg = bench::preset("bert-tiny").unwrap();
-    let t = bert_wgpu::gpu::tune::measure(&cfg, "bert-tiny", DType::F16, 2, 33, 1).unwrap();
+    let t = bert_wgpu::gpu::tune::measure(
+        bert_wgpu::gpu::GpuContext::new(true).unwrap(),
+        &cfg,
+        "bert-tiny",
+        DType::F16,
+        2,
+        33,
+        1,
+    )
+    .unwrap();
     println!("{t:#?}");
     for decision in ["gemm_large", "gemm_small"] {
         assert!(

@@ -66,7 +66,16 @@ fn tune_measures_saves_and_is_followed() {
     // 1. What tune measures: every variant of every decision, and each
     // choice is the fastest of its own timings.
     let cfg = bench::preset("bert-tiny").unwrap();
-    let t = tune::measure(&cfg, "bert-tiny", DType::F32, 2, 33, 2).unwrap();
+    let t = tune::measure(
+        ctx.sibling().unwrap(),
+        &cfg,
+        "bert-tiny",
+        DType::F32,
+        2,
+        33,
+        2,
+    )
+    .unwrap();
     println!("{t:#?}");
     assert_eq!(t.adapter, tune::adapter_key(&ctx));
     let variants = |d: &str| -> Vec<&str> {

@@ -254,7 +254,8 @@ pub(crate) fn tune(args: TuneArgs) -> anyhow::Result<()> {
     } = args;
     let cfg = bert_wgpu::bench::preset(&config)?;
     let dtype: DType = dtype.parse()?;
-    let t = bert_wgpu::gpu::tune::measure(&cfg, &config, dtype, batch, seq, iters)?;
+    let ctx = bert_wgpu::gpu::GpuContext::new(true)?;
+    let t = bert_wgpu::gpu::tune::measure(ctx.sibling()?, &cfg, &config, dtype, batch, seq, iters)?;
     println!("adapter     {}", t.adapter);
     println!("measured on {} ({})", t.measured_on, t.dtype);
     for x in &t.times {
@@ -277,7 +278,6 @@ pub(crate) fn tune(args: TuneArgs) -> anyhow::Result<()> {
     if dry_run {
         println!("(--dry-run: not saved)");
     } else {
-        let ctx = bert_wgpu::gpu::GpuContext::new(true)?;
         let path = t.save(&ctx, dtype)?;
         println!("saved       {}", path.display());
     }

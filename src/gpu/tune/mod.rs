@@ -208,26 +208,13 @@ fn trial(
     t
 }
 
-/// Times every variant on `cfg`'s shapes with `dtype` storage on the
-/// default GPU adapter ([`measure_on`]).
-pub fn measure(
-    cfg: &BertConfig,
-    label: &str,
-    dtype: DType,
-    batch: usize,
-    seq: usize,
-    reps: u32,
-) -> Result<Tuning> {
-    measure_on(GpuContext::new(true)?, cfg, label, dtype, batch, seq, reps)
-}
-
 /// Checks and times every variant on `cfg`'s shapes with `dtype` storage
 /// on `ctx`: the GEMMs at batch·seq rows (`gemm_large`, `tile`) and at seq
 /// rows (`gemm_small`), attention at batch × seq; `reps` dispatches per
 /// timing. Each variant first has to match the CPU twin
 /// ([`check`]); one that does not, or that the driver refuses, is recorded
 /// as rejected and cannot be chosen. `label` names the shape in the result.
-pub fn measure_on(
+pub fn measure(
     ctx: GpuContext,
     cfg: &BertConfig,
     label: &str,
@@ -413,7 +400,7 @@ fn tune_now(ctx: &GpuContext, cfg: &BertConfig, dtype: DType, progress: bool) ->
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let seq = FIRST_USE_SEQ.min(cfg.max_position_embeddings);
     let measured = ctx.sibling().and_then(|sib| {
-        measure_on(
+        measure(
             sib,
             cfg,
             "first use",
