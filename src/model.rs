@@ -175,8 +175,10 @@ impl Model {
         let graph = Graph::bert(&config, head, has_pooler);
         let weights = Weights::load(&graph, &ckpt, config.layer_norm_eps)?;
         log::info!(
-            "read and decoded the checkpoint in {:.1} ms",
-            started.elapsed().as_secs_f64() * 1e3
+            "read the checkpoint in {:.1} ms ({} of {} tensors in place, the rest decoded)",
+            started.elapsed().as_secs_f64() * 1e3,
+            weights.in_place(),
+            weights.len()
         );
         Self::from_parts(config, graph, weights, tokenizer, opts)
     }

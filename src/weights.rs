@@ -97,6 +97,24 @@ impl Weights {
         Weights { tensors, eps }
     }
 
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// How many parameters are read in place from the checkpoint.
+    pub fn in_place(&self) -> usize {
+        self.tensors
+            .values()
+            .filter(|p| p.data.is_in_place())
+            .count()
+    }
+
     /// The data of tensor `name`.
     pub fn get(&self, name: &str) -> Result<&[f32]> {
         self.tensors
