@@ -339,7 +339,9 @@ pub fn measure(
 /// rows put every bert-base projection well into the large-GEMM class (≥ 96
 /// tiles), so the large choice is not made at the class's edge, where
 /// finer-grained kernels win; at 2 × (1 + 1 + 4) = 12 dispatches per
-/// projection and variant it stays around a second on a discrete GPU.
+/// projection and variant, plus the CPU references (~20 GFLOP for
+/// bert-base), it should stay around a second on a discrete GPU (predicted;
+/// `scripts/gpu_bench.sh` measures it).
 const FIRST_USE_BATCH: usize = 16;
 const FIRST_USE_SEQ: usize = 128;
 const FIRST_USE_REPS: u32 = 3;
