@@ -203,6 +203,30 @@ fn tune_measures_saves_and_is_followed() {
         text,
         "the second executor tuned again"
     );
+
+    // 7. Two executors created at once (f16: not tuned yet in this
+    // process) wait for one tune: both match the CPU and run the same
+    // kernels, and the f16 file is saved.
+    if ctx.features.contains(wgpu::Features::SHADER_F16) {
+        let f16_path = tune::tune_path(&ctx, DType::F16);
+        let pipelines: Vec<Vec<KernelKind>> = std::thread::scope(|s| {
+            let spawn = || {
+                s.spawn(|| {
+                    let gpu = bench::random_model(&small, Device::Gpu, DType::F16).unwrap();
+                    common::compare_forwards("f16, concurrent", &gpu, &cpu, &enc, 1e-2, 1e-2);
+                    let steps = gpu.gpu().unwrap().profile(&enc).unwrap();
+                    steps.iter().map(|s| s.pipeline).collect()
+                })
+            };
+            let (a, b) = (spawn(), spawn());
+            vec![a.join().unwrap(), b.join().unwrap()]
+        });
+        assert_eq!(pipelines[0], pipelines[1]);
+        let saved: Tuning =
+            serde_json::from_str(&std::fs::read_to_string(&f16_path).unwrap()).unwrap();
+        assert_eq!(saved.dtype, "f16");
+    }
+
     std::env::set_var("BERT_WGPU_TUNE", "off");
     std::fs::remove_file(&path).unwrap();
     new_model("BERT_WGPU_TUNE=off");
