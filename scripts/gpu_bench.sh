@@ -148,7 +148,6 @@ for dtype in f32 f16; do
     BERT_WGPU_TUNE=auto BERT_WGPU_TUNE_DIR="$TUNED" run "$BIG b$1 s$2 first-use tuned" --device gpu --dtype $dtype --config $BIG --batch $1 --seq $2 --iters $N
   done
 done
-BERT_WGPU_TUNE=auto BERT_WGPU_TUNE_DIR="$TUNED" RUST_LOG=bert_wgpu=info "$BIN" bench --device gpu --config $SMALL --batch 1 --seq 8 --iters 1 2>&1 | grep -i "kernel choices" || true
 cat "$TUNED"/*.json || true
 rm -rf "$TUNED"
 

@@ -383,6 +383,16 @@ pub(crate) fn time_projections(
     Ok(out)
 }
 
+/// |got − want|, or infinity when `got` is not finite (a NaN must never
+/// pass a tolerance check).
+pub(crate) fn gap(got: f32, want: f32) -> f32 {
+    if got.is_finite() {
+        (got - want).abs()
+    } else {
+        f32::INFINITY
+    }
+}
+
 /// The (atol, rtol) [`selfcheck`] holds a GPU model of storage type `dtype`
 /// to: f32 end to end, or the f16 fixture tolerance.
 pub fn selfcheck_tolerance(dtype: DType) -> (f32, f32) {
@@ -432,11 +442,7 @@ pub fn selfcheck(
                 if rows_masked && enc.attention_mask.get(i / hidden) == Some(&0) {
                     continue;
                 }
-                let d = if g.is_finite() {
-                    (c - g).abs()
-                } else {
-                    f32::INFINITY
-                };
+                let d = gap(*g, *c);
                 max_abs = max_abs.max(d);
                 max_excess = max_excess.max(d - (atol + rtol * c.abs()));
             }

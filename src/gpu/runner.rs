@@ -82,27 +82,13 @@ fn upload_bar(show: bool, steps: usize) -> indicatif::ProgressBar {
     bar
 }
 
-/// Uploads host f32 data as `dtype` into a new storage buffer: converted
-/// once on the host, then copied into the buffer's memory mapped at creation
-/// (no staging buffer, no queue copy).
-pub(super) fn upload(
-    ctx: &GpuContext,
-    dtype: DType,
-    name: &str,
-    data: &[f32],
-) -> Result<wgpu::Buffer> {
-    upload_parts(ctx, dtype, name, &[data])
-}
-
-/// [`upload`] of `parts` laid end to end in one buffer (a fused linear's
-/// weights). In f32 each part is copied straight from where it lies (for a
-/// checkpoint read in place, the file's mapping): the one copy of the load.
-fn upload_parts(
-    ctx: &GpuContext,
-    dtype: DType,
-    name: &str,
-    parts: &[&[f32]],
-) -> Result<wgpu::Buffer> {
+/// Uploads host f32 `parts`, laid end to end, as `dtype` into one new
+/// storage buffer (a fused linear's weights are several parts): each part
+/// is converted and copied into the buffer's memory mapped at creation (no
+/// staging buffer, no queue copy). In f32 that copy reads straight from
+/// where the part lies (for a checkpoint read in place, the file's
+/// mapping): the one copy of the load.
+fn upload(ctx: &GpuContext, dtype: DType, name: &str, parts: &[&[f32]]) -> Result<wgpu::Buffer> {
     // f16 pads each encoded part to 4 bytes, so odd-length parts are joined
     // first (f16 has to be converted into new memory anyway).
     let joined;
@@ -171,14 +157,15 @@ impl GpuExecutor {
         let started = std::time::Instant::now();
         let total = std::cell::Cell::new(0u64);
         let bar = upload_bar(progress, graph.steps.len());
-        let put = |dtype: DType, name: &str, data: &[f32]| -> Result<wgpu::Buffer> {
-            total.set(total.get() + stored_bytes(dtype, data.len()));
+        let put = |dtype: DType, name: &str, parts: &[&[f32]]| -> Result<wgpu::Buffer> {
+            let count: usize = parts.iter().map(|p| p.len()).sum();
+            total.set(total.get() + stored_bytes(dtype, count));
             bar.set_message(format!("{:.0} MB", total.get() as f64 / 1e6));
-            upload(&ctx, dtype, name, data)
+            upload(&ctx, dtype, name, parts)
         };
         // Matrices in the storage type; vectors (bias, γ, β) in f32.
         let param = |dtype: DType, name: &str| -> Result<wgpu::Buffer> {
-            put(dtype, name, weights.get(name)?)
+            put(dtype, name, &[weights.get(name)?])
         };
         let mut step_weights = Vec::with_capacity(graph.steps.len());
         for step in &graph.steps {
@@ -192,12 +179,9 @@ impl GpuExecutor {
                 },
                 Op::Linear { modules, .. } => {
                     let lw = weights.linear_parts(modules)?;
-                    let name = format!("{}.weight", step.module);
-                    let count = lw.weights.iter().map(|w| w.len()).sum();
-                    total.set(total.get() + stored_bytes(dtype, count));
                     StepWeights::Linear {
-                        weight: upload_parts(&ctx, dtype, &name, &lw.weights)?,
-                        bias: put(DType::F32, &format!("{}.bias", step.module), &lw.bias)?,
+                        weight: put(dtype, &format!("{}.weight", step.module), &lw.weights)?,
+                        bias: put(DType::F32, &format!("{}.bias", step.module), &[&lw.bias])?,
                         n: lw.out_features,
                     }
                 }
@@ -210,7 +194,7 @@ impl GpuExecutor {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let dummy = upload(&ctx, DType::F32, "dummy", &[0.0; 4])?;
+        let dummy = upload(&ctx, DType::F32, "dummy", &[&[0.0; 4]])?;
         let load_stats = LoadStats {
             bytes: total.get(),
             seconds: started.elapsed().as_secs_f64(),

@@ -41,12 +41,8 @@ impl Verdict {
             max_abs: 0.0,
             ok: got.len() == want.len(),
         };
-        for (g, w) in got.iter().zip(want) {
-            let d = if g.is_finite() {
-                (g - w).abs()
-            } else {
-                f32::INFINITY
-            };
+        for (&g, &w) in got.iter().zip(want) {
+            let d = crate::bench::gap(g, w);
             v.max_abs = v.max_abs.max(f64::from(d));
             v.ok &= d <= atol + rtol * w.abs();
         }
@@ -168,6 +164,13 @@ impl AttentionCheck {
         let [batch, seq, heads, hidden] = self.dims;
         let got = h.attention(&self.qkv, &self.mask, batch, seq, heads, hidden)?;
         Ok(Verdict::of(&got, &self.want, self.dtype))
+    }
+
+    /// Seconds per dispatch of `h`'s current attention kernel on the same
+    /// inputs ([`KernelHarness::time_attention`], `reps` dispatches).
+    pub fn time(&self, h: &KernelHarness, reps: u32) -> Result<f64> {
+        let [batch, seq, heads, hidden] = self.dims;
+        h.time_attention(&self.qkv, &self.mask, batch, seq, heads, hidden, reps)
     }
 }
 

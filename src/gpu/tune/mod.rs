@@ -296,10 +296,7 @@ pub fn measure(
         small_times.push(gemm("gemm_small", "coop", g, plain));
     }
     // Attention: the tiled kernel only where it can run.
-    let (heads, hidden) = (cfg.num_attention_heads, cfg.hidden_size);
     let check = AttentionCheck::new(cfg, batch, seq, dtype)?;
-    let qkv = crate::bench::random_values(41, large * 3 * hidden);
-    let mask = vec![0.0f32; large];
     let mut attn_times = Vec::new();
     let mut variants = vec![("query", AttentionKernel::Query)];
     if cfg.head_dim() % 4 == 0 && shared >= super::ATTENTION_TILED_SHARED_BYTES {
@@ -308,12 +305,11 @@ pub fn measure(
     for (name, kernel) in variants {
         h.force_attention(Some(kernel));
         let h = &h;
-        let once = || h.time_attention(&qkv, &mask, batch, seq, heads, hidden, reps);
         attn_times.push(trial(
             "attention",
             name,
             || check.run(h),
-            || Ok(once()?.min(once()?) * 1e3),
+            || Ok(check.time(h, reps)?.min(check.time(h, reps)?) * 1e3),
         ));
     }
     let tuning = Tuning {
