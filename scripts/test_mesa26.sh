@@ -10,6 +10,7 @@
 #
 #   scripts/test_mesa26.sh          # builds the chroot on first use (~1-2 min)
 #   COOP_CHROOT=/path scripts/test_mesa26.sh
+#   MESA26_DISCARD=1 scripts/test_mesa26.sh   # removes the chroot after (CI)
 #
 # Needs root (debootstrap, chroot, mounts) and the Debian mirror.
 set -euo pipefail
@@ -82,3 +83,12 @@ done <<< "$all_bins"
 # all-MiniLM-L6-v2 in f16 with every linear on cooperative matrices, against
 # HF's f32 (the f16 tolerance of tests/minilm.rs).
 run env BERT_WGPU_GEMM=coop "$minilm_bin" minilm_gpu_f16 --nocapture
+if [ "${MESA26_DISCARD:-0}" = 1 ]; then
+  cleanup
+  # Its bind mounts include the repository: remove nothing while any is left.
+  if grep -q " $ROOT[/ ]" /proc/mounts; then
+    echo "test_mesa26: mounts left under $ROOT; not removing it" >&2
+  else
+    rm -rf "$ROOT"
+  fi
+fi
