@@ -7,15 +7,16 @@ use crate::checkpoint::Tensor;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, TensorId};
 use crate::inputs::Encoding;
+use crate::kernels::linear_packed::{linear_packed, PackedWeight};
 use crate::kernels::{self, attention, embeddings, layernorm, linear};
-use crate::weights::{LinearWeights, Weights};
+use crate::weights::Weights;
 
 /// Weights laid out for the CPU: fused linears per step.
 pub struct CpuExecutor {
     graph: Graph,
     weights: Weights,
-    /// step index → stacked (Wᵀ as (k, n), b) for `Op::Linear` steps
-    linears: HashMap<usize, LinearWeights>,
+    /// step index → stacked (packed W, b) for `Op::Linear` steps
+    linears: HashMap<usize, (PackedWeight, Vec<f32>)>,
     /// Log per-op-kind times (BERT_WGPU_PROFILE=1).
     profile: bool,
 }
@@ -35,10 +36,10 @@ impl CpuExecutor {
         let mut linears = HashMap::new();
         for (i, step) in graph.steps.iter().enumerate() {
             if let Op::Linear { modules, .. } = &step.op {
-                let mut lw = weights.stacked_linear(modules)?;
-                // (k, n) packs faster in the GEMM; the graph's weights stay (n, k).
-                lw.weight = linear::transpose(&lw.weight, lw.out_features, lw.in_features);
-                linears.insert(i, lw);
+                let lw = weights.stacked_linear(modules)?;
+                // Packed once here; the graph's weights stay (n, k).
+                let packed = PackedWeight::new(&lw.weight, lw.out_features, lw.in_features);
+                linears.insert(i, (packed, lw.bias));
             }
         }
         Ok(CpuExecutor {
@@ -95,7 +96,7 @@ impl CpuExecutor {
                     out,
                     ..
                 } => {
-                    let lw = self.linears.get(&i).ok_or_else(|| {
+                    let (w, bias) = self.linears.get(&i).ok_or_else(|| {
                         Error::Unsupported(format!(
                             "internal: no prepared weights for step {i} ({})",
                             step.module
@@ -104,18 +105,17 @@ impl CpuExecutor {
                     let k = g.tensors[x.0].cols;
                     let shape = linear::LinearShape {
                         m: g.rows(*out, n_seq, seq),
-                        n: lw.out_features,
+                        n: w.n,
                         k,
                         x_row_stride: if *cls_only { seq * k } else { k },
                         act: *act,
                     };
                     let mut y = std::mem::take(&mut bufs[out.0]);
-                    linear::linear_with_layout(
+                    linear_packed(
                         shape,
                         &bufs[x.0],
-                        &lw.weight,
-                        linear::WeightLayout::InOut,
-                        &lw.bias,
+                        w,
+                        bias,
                         residual.map(|r| bufs[r.0].as_slice()),
                         &mut y,
                     );

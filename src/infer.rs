@@ -521,18 +521,57 @@ pub fn render(outputs: &Outputs, req: &Request) -> String {
 
 /// Parses, runs and renders one line. Errors carry the 1-based line number.
 pub fn run_line(model: &Model, line_no: usize, line: &str) -> Result<String> {
-    let req = parse_request(line, model).map_err(|message| Error::Line {
-        line: line_no,
-        message,
-    })?;
-    let out = model
-        .forward_select(&req.encoding, req.labels.as_ref(), false)
-        .map_err(|e| match e {
-            Error::Input(m) | Error::Labels(m) | Error::Tokenizer(m) => Error::Line {
-                line: line_no,
-                message: m,
-            },
-            other => other,
+    use crate::batch::Job;
+    let job = InferJob { model };
+    let item = job.prepare((line_no, line.to_string()))?;
+    Ok(job.run(&[&item])?.pop().unwrap_or_default())
+}
+
+/// The `infer` protocol on the batcher: each line is a batch already, so it
+/// runs alone (its own group), but lines are read and tokenized a window
+/// ahead of the model, and written in order.
+pub struct InferJob<'a> {
+    /// The model.
+    pub model: &'a Model,
+}
+
+impl crate::batch::Job for InferJob<'_> {
+    type Input = (usize, String);
+    type Item = (usize, Request);
+    type Output = String;
+
+    fn prepare(&self, (line_no, line): (usize, String)) -> Result<(usize, Request)> {
+        let req = parse_request(&line, self.model).map_err(|message| Error::Line {
+            line: line_no,
+            message,
         })?;
-    Ok(render(&out, &req))
+        Ok((line_no, req))
+    }
+
+    fn shape(&self, (line_no, req): &(usize, Request)) -> crate::batch::Shape {
+        crate::batch::Shape {
+            sequences: req.encoding.sequences(),
+            len: req.encoding.seq,
+            group: *line_no as u64,
+        }
+    }
+
+    fn run(&self, items: &[&(usize, Request)]) -> Result<Vec<String>> {
+        items
+            .iter()
+            .map(|(line_no, req)| {
+                let out = self
+                    .model
+                    .forward_select(&req.encoding, req.labels.as_ref(), false)
+                    .map_err(|e| match e {
+                        Error::Input(m) | Error::Labels(m) | Error::Tokenizer(m) => Error::Line {
+                            line: *line_no,
+                            message: m,
+                        },
+                        other => other,
+                    })?;
+                Ok(render(&out, req))
+            })
+            .collect()
+    }
 }

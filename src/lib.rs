@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
@@ -42,6 +43,7 @@ pub mod inputs;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod npy;
 pub mod pipelines;
 pub mod source;
 pub mod tokenize;

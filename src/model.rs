@@ -316,6 +316,26 @@ impl Model {
         self.forward_select(enc, None, false)
     }
 
+    /// The encoder's `last_hidden_state` (sequences, seq, hidden), whatever
+    /// the head.
+    pub fn hidden_states(&self, enc: &Encoding) -> Result<Tensor> {
+        enc.validate(&self.config)?;
+        if enc.choices.is_some() {
+            return Err(Error::input(
+                "hidden states take 2-D [batch][seq] input, not [batch][choices][seq]",
+            ));
+        }
+        let t = self
+            .executor
+            .run(enc, &[outputs::LAST_HIDDEN_STATE])?
+            .pop()
+            .ok_or_else(|| Error::input("the model returned no hidden states"))?;
+        Tensor::new(
+            vec![enc.sequences(), enc.seq, self.config.hidden_size],
+            t.data,
+        )
+    }
+
     /// Forward with labels: the head's outputs plus `loss`.
     pub fn forward_with_labels(&self, enc: &Encoding, labels: &Labels) -> Result<Outputs> {
         self.forward_select(enc, Some(labels), false)

@@ -28,6 +28,42 @@ type WindowTokenizers = std::sync::Mutex<(
     Option<((usize, usize), std::sync::Arc<tokenizers::Tokenizer>)>,
 )>;
 
+/// What a model's own configuration adds to `tokenizer.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenizerOptions {
+    /// Truncate to this many tokens (special tokens included) instead of
+    /// `max_position_embeddings` (capped there, with a warning).
+    pub max_length: Option<usize>,
+    /// Lowercase the text first, as sentence-transformers' `do_lower_case`
+    /// does: a `Lowercase` normalizer is put in front unless the
+    /// normalizer already has one.
+    pub lowercase: bool,
+}
+
+/// sentence-transformers' `do_lower_case`: prepend `Lowercase` to the
+/// normalizer unless it already holds one (a `BertNormalizer`'s own
+/// `lowercase` flag does not count, as there).
+fn lowercase_first(tok: &mut tokenizers::Tokenizer) {
+    use tokenizers::normalizers::{Lowercase, NormalizerWrapper, Sequence};
+    let mut chain: Vec<NormalizerWrapper> = vec![Lowercase.into()];
+    match tok.get_normalizer().cloned() {
+        Some(NormalizerWrapper::Lowercase(_)) => return,
+        Some(NormalizerWrapper::Sequence(seq)) => {
+            if seq
+                .as_ref()
+                .iter()
+                .any(|n| matches!(n, NormalizerWrapper::Lowercase(_)))
+            {
+                return;
+            }
+            chain.extend(seq);
+        }
+        Some(other) => chain.push(other),
+        None => {}
+    }
+    tok.with_normalizer(Some(Sequence::new(chain)));
+}
+
 /// Tokens of one text as the tokenizer produced them, with byte offsets.
 #[derive(Debug, Clone)]
 pub struct TokenDetail {
@@ -53,7 +89,22 @@ impl BertTokenizer {
     }
 
     /// Configures a loaded tokenizer for `cfg`.
-    pub fn new(mut inner: tokenizers::Tokenizer, cfg: &BertConfig) -> Result<Self> {
+    pub fn new(inner: tokenizers::Tokenizer, cfg: &BertConfig) -> Result<Self> {
+        Self::with_options(inner, cfg, &TokenizerOptions::default())
+    }
+
+    /// This tokenizer with other options (a sentence-transformers model's
+    /// `max_seq_length` and `do_lower_case`).
+    pub fn reconfigured(&self, cfg: &BertConfig, opts: &TokenizerOptions) -> Result<Self> {
+        Self::with_options(self.inner.clone(), cfg, opts)
+    }
+
+    /// Configures a loaded tokenizer for `cfg` with `opts`.
+    pub fn with_options(
+        mut inner: tokenizers::Tokenizer,
+        cfg: &BertConfig,
+        opts: &TokenizerOptions,
+    ) -> Result<Self> {
         let vocab = inner.get_vocab_size(true);
         if vocab > cfg.vocab_size {
             return Err(Error::Tokenizer(format!(
@@ -61,11 +112,25 @@ impl BertTokenizer {
                 cfg.vocab_size
             )));
         }
-        let max_length = cfg.max_position_embeddings;
+        let max_length = match opts.max_length {
+            Some(n) if n > cfg.max_position_embeddings => {
+                log::warn!(
+                    "max_seq_length {n} exceeds the model's max_position_embeddings {}; truncating at {}",
+                    cfg.max_position_embeddings,
+                    cfg.max_position_embeddings
+                );
+                cfg.max_position_embeddings
+            }
+            Some(n) => n,
+            None => cfg.max_position_embeddings,
+        };
         if max_length <= PAIR_SPECIALS {
             return Err(Error::Tokenizer(format!(
-                "max_position_embeddings {max_length} leaves no room for text after the special tokens"
+                "a maximum length of {max_length} tokens leaves no room for text after the special tokens"
             )));
+        }
+        if opts.lowercase {
+            lowercase_first(&mut inner);
         }
         let pad_token = inner
             .id_to_token(cfg.pad_token_id)
@@ -368,6 +433,14 @@ impl BertTokenizer {
             Some(d) => d.decode(tokens.to_vec()).map_err(Self::tok_err),
             None => Ok(tokens.join(" ")),
         }
+    }
+
+    /// The token ids of one text, special tokens included, truncated to
+    /// [`max_length`](Self::max_length), unpadded: the least work a text
+    /// needs when only the model's output is wanted.
+    pub fn encode_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let e = self.inner.encode(text, true).map_err(Self::tok_err)?;
+        Ok(e.get_ids().to_vec())
     }
 
     /// Encodes one text (and pair) with character offsets, truncated

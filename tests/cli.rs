@@ -478,10 +478,10 @@ fn bad_arguments_and_models_are_one_line_errors() {
                 "--model",
                 BASE,
                 "--pooling",
-                "max",
+                "median",
                 "hello",
             ],
-            vec!["max"],
+            vec!["median", "weightedmean"],
         ),
     ];
     for (tag, args, words) in &cases {

@@ -301,7 +301,9 @@ fn files_that_are_not_utf8_name_the_line() {
     let jsonl = dir.join("bad.jsonl");
     std::fs::write(
         &jsonl,
-        b"{\"text\": \"fine\", \"label\": 1}\n{\"text\": \"caf\xe9\", \"label\": 0}\n",
+        // Line 1 is a valid row for every task (the job streams: it runs
+        // before line 2 is read).
+        b"{\"text\": \"fine\", \"label\": 1, \"question\": \"q\", \"context\": \"c\", \"options\": [\"a\", \"b\"], \"words\": [\"fine\"], \"labels\": [\"O\"]}\n{\"text\": \"caf\xe9\", \"label\": 0}\n",
     )
     .unwrap();
     let csv = dir.join("bad.csv");
@@ -314,17 +316,21 @@ fn files_that_are_not_utf8_name_the_line() {
             "{message}"
         );
     }
-    let seqcls = model_dir("seqcls");
-    let m = seqcls.to_str().unwrap();
+    // Each subcommand with a model of its task: the data, read as the job
+    // streams, is what fails.
+    let dir_of = |name: &str| model_dir(name).to_str().unwrap().to_string();
+    let (seqcls, ner, qa, mc) = (dir_of("seqcls"), dir_of("ner"), dir_of("qa"), dir_of("mc"));
     let j = jsonl.to_str().unwrap();
     for args in [
-        vec!["embed", "--device", "cpu", "--model", m, "--data", j],
-        vec!["classify", "--device", "cpu", "--model", m, "--data", j],
-        vec!["ner", "--device", "cpu", "--model", m, "--data", j],
-        vec!["qa", "--device", "cpu", "--model", m, "--data", j],
-        vec!["choose", "--device", "cpu", "--model", m, "--data", j],
+        vec!["embed", "--device", "cpu", "--model", &seqcls, "--data", j],
         vec![
-            "eval", "--task", "classify", "--device", "cpu", "--model", m, "--data", j,
+            "classify", "--device", "cpu", "--model", &seqcls, "--data", j,
+        ],
+        vec!["ner", "--device", "cpu", "--model", &ner, "--data", j],
+        vec!["qa", "--device", "cpu", "--model", &qa, "--data", j],
+        vec!["choose", "--device", "cpu", "--model", &mc, "--data", j],
+        vec![
+            "eval", "--task", "classify", "--device", "cpu", "--model", &seqcls, "--data", j,
         ],
     ] {
         let out = bin(&args);
@@ -871,7 +877,15 @@ fn eval_human_output_and_bad_rows() {
         "first text on the command line",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty(), "nothing half-written");
+    // Everything before the malformed row is written, in order, then its
+    // error names the file and line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.find("first text on the command line");
+    let fine = stdout.find("\"fine\"");
+    assert!(
+        matches!((first, fine), (Some(a), Some(b)) if a < b),
+        "both rows before the bad one, in order: {stdout}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("broken.csv") && err.contains("line 3"),

@@ -14,6 +14,7 @@ use bert_wgpu::kernels::attention::attention;
 use bert_wgpu::kernels::embeddings::{embeddings, EmbeddingTables};
 use bert_wgpu::kernels::layernorm::layer_norm;
 use bert_wgpu::kernels::linear::{linear, linear_naive, LinearShape};
+use bert_wgpu::kernels::linear_packed::{linear_packed, PackedWeight};
 use common::layer_norm_f64;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -123,6 +124,61 @@ fn linear_matches_naive_oracle() {
         i >= ACTS.len() * 2,
         "every activation with and without residual"
     );
+}
+
+/// The CPU executor's packed GEMM against the naive oracle: tile edges in
+/// m (6-row tiles, 48-row blocks) and n (16-column panels), several k slices
+/// (256 long), row strides, every activation, with and without residual.
+#[test]
+fn packed_linear_matches_naive_oracle() {
+    let mut rng = StdRng::seed_from_u64(0x9ac4ed);
+    let shapes = [
+        (1, 1, 1, 1),
+        (7, 33, 129, 129),
+        (33, 7, 384, 384),
+        (129, 129, 33, 33),
+        (3, 384, 384, 7 * 384),
+        (384, 17, 512, 512),
+        (49, 1536, 384, 384),
+        (512, 384, 1536, 1536),
+        (97, 48, 257, 300),
+        (6, 16, 256, 256),
+    ];
+    let mut i = 0usize;
+    for (m, n, k, stride) in shapes {
+        for residual in [false, true] {
+            let act = ACTS[i % ACTS.len()];
+            i += 1;
+            let s = LinearShape {
+                m,
+                n,
+                k,
+                x_row_stride: stride,
+                act,
+            };
+            let x = uniform(&mut rng, (m - 1) * stride + k, -1.0, 1.0);
+            let w = uniform(&mut rng, n * k, -0.5, 0.5);
+            let b = uniform(&mut rng, n, -0.5, 0.5);
+            let r = residual.then(|| uniform(&mut rng, m * n, -1.0, 1.0));
+            let mut got = vec![f32::NAN; m * n];
+            let mut want = vec![0.0; m * n];
+            linear_packed(
+                s,
+                &x,
+                &PackedWeight::new(&w, n, k),
+                &b,
+                r.as_deref(),
+                &mut got,
+            );
+            linear_naive(s, &x, &w, &b, r.as_deref(), &mut want);
+            compare(
+                &format!("packed m={m} n={n} k={k} stride={stride} {act:?} residual={residual}"),
+                &got,
+                &want,
+                n,
+            );
+        }
+    }
 }
 
 /// Activations against f64 formulas written out here and published values.

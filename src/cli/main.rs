@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bert_wgpu::embed::{self, Pooling};
 use bert_wgpu::{Device, Error, Head, LoadOptions, Model};
 use clap::{Args, Parser, Subcommand};
 
@@ -59,26 +58,15 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Sentence embeddings (mean pooling + L2 normalisation by default).
-    Embed {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// Texts to embed.
-        #[arg(required_unless_present = "data")]
-        texts: Vec<String>,
-        /// More texts: a JSONL or CSV file with a `text` field/column.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// mean or cls.
-        #[arg(long, default_value = "mean")]
-        pooling: String,
-        /// L2-normalise (default true).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        normalize: bool,
-        /// One JSON line per text.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Sentence embeddings, as sentence-transformers computes them: the
+    /// model's modules.json chain (pooling, Dense, Normalize), truncation at
+    /// its max_seq_length, its prompts; without modules.json, mean pooling +
+    /// L2 normalisation.
+    Embed(embed::EmbedArgs),
+    /// Rerank texts against a query with a cross-encoder (sequence
+    /// classification on (query, text) pairs), as sentence-transformers'
+    /// CrossEncoder.rank / predict.
+    Rerank(embed::RerankArgs),
     /// Time forward passes: median/min/max, tokens/s, GFLOP/s.
     Bench(measure::BenchArgs),
     /// Time every GPU kernel variant on a model shape and save the fastest
@@ -186,7 +174,8 @@ fn default_model() -> String {
     "sentence-transformers/all-MiniLM-L6-v2".into()
 }
 
-fn load(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<Model> {
+/// The model source and load options the arguments ask for.
+fn load_options(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<(String, LoadOptions)> {
     let source = args.model.clone().unwrap_or_else(default_model);
     let device: Device = args.device.parse()?;
     let opts = LoadOptions {
@@ -196,17 +185,22 @@ fn load(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<Model> {
         revision: args.revision.clone(),
         progress: show_progress(),
     };
+    Ok((source, opts))
+}
+
+fn load(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<Model> {
+    let (source, opts) = load_options(args, head)?;
     let model = Model::load(&source, &opts).with_context(|| format!("loading model `{source}`"))?;
     log::info!("model `{source}` on {}", model.device_name());
     Ok(model)
 }
 
 fn infer(model: &Model, input: Option<PathBuf>, output: Option<PathBuf>) -> anyhow::Result<()> {
-    let reader: Box<dyn BufRead> = match &input {
+    let reader: Box<dyn BufRead + Send> = match &input {
         Some(p) => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
         )),
-        None => Box::new(std::io::stdin().lock()),
+        None => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
     let writer: Box<dyn Write> = match &output {
         Some(p) => {
@@ -215,18 +209,34 @@ fn infer(model: &Model, input: Option<PathBuf>, output: Option<PathBuf>) -> anyh
         None => Box::new(std::io::stdout().lock()),
     };
     let mut writer = BufWriter::new(writer);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| Error::Line {
-            line: i + 1,
-            message: format!("cannot read: {e}"),
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let out = bert_wgpu::infer::run_line(model, i + 1, &line)?;
-        writeln!(writer, "{out}")?;
-        writer.flush()?;
-    }
+    // Lines are read lazily; blank ones are skipped, as before.
+    let lines = reader
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| match line {
+            Err(e) => Some(Err(Error::Line {
+                line: i + 1,
+                message: format!("cannot read: {e}"),
+            })),
+            Ok(l) if l.trim().is_empty() => None,
+            Ok(l) => Some(Ok((i + 1, (i + 1, l)))),
+        });
+    let job = bert_wgpu::infer::InferJob { model };
+    // Each line is its own batch: a short window keeps the reply to a
+    // line close behind the line (an interactive pipe sees it promptly).
+    let r = bert_wgpu::batch::run(
+        &job,
+        lines,
+        bert_wgpu::batch::BatchOptions::default().limits(model),
+        1,
+        &mut |out| {
+            writeln!(writer, "{out}").map_err(stream::out_err)?;
+            writer.flush().map_err(stream::out_err)
+        },
+        &mut |_| {},
+    );
+    writer.flush()?;
+    r?;
     Ok(())
 }
 
@@ -242,60 +252,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let m = load(&model, head)?;
             infer(&m, input, output)
         }
-        Command::Embed {
-            model,
-            mut texts,
-            data,
-            pooling,
-            normalize,
-            json,
-        } => {
-            let pooling: Pooling = pooling.parse()?;
-            if let Some(path) = &data {
-                texts.extend(tasks::data_texts(path)?);
-            }
-            if texts.is_empty() {
-                anyhow::bail!(Error::Input("no texts to embed".into()));
-            }
-            let m = load(&model, Some(Head::Base))?;
-            let mut emb = bert_wgpu::Tensor {
-                shape: vec![0, 0],
-                data: Vec::new(),
-            };
-            for chunk in texts.chunks(64) {
-                let enc = m.tokenize(chunk, None)?;
-                let out = m.forward(&enc)?;
-                let hidden = out
-                    .last_hidden_state
-                    .ok_or_else(|| anyhow::anyhow!("the model returned no hidden states"))?;
-                let part = embed::pool(&hidden, &enc, pooling, normalize)?;
-                emb.shape = vec![emb.shape[0] + part.shape[0], part.shape[1]];
-                emb.data.extend(part.data);
-            }
-            let h = emb.shape[1];
-            let stdout = std::io::stdout();
-            let mut w = stdout.lock();
-            for (t, row) in texts.iter().zip(emb.data.chunks_exact(h)) {
-                let v = bert_wgpu::Tensor {
-                    shape: vec![h],
-                    data: row.to_vec(),
-                };
-                let mut s = String::new();
-                bert_wgpu::infer::write_tensor(&mut s, &v);
-                if json {
-                    writeln!(
-                        w,
-                        "{{\"text\":{},\"embedding\":{s}}}",
-                        serde_json::to_string(t)?
-                    )?;
-                } else {
-                    let head: Vec<String> =
-                        row.iter().take(8).map(|x| format!("{x:+.5}")).collect();
-                    writeln!(w, "{t:?}: dim {h}, first 8 = [{}]", head.join(", "))?;
-                }
-            }
-            Ok(())
-        }
+        Command::Embed(args) => embed::embed(&args),
+        Command::Rerank(args) => embed::rerank(&args),
         Command::Classify {
             task,
             texts,
@@ -324,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 doc_stride,
                 max_answer_len,
                 handle_impossible_answer,
-                batch_size: task.batch_size,
+                batch_size: task.data.batch_size,
                 ..Default::default()
             };
             tasks::qa(&task, pairs, question, context, &opts)
@@ -397,5 +355,7 @@ fn main() -> ExitCode {
     }
 }
 
+mod embed;
 mod measure;
+mod stream;
 mod tasks;

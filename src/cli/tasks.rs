@@ -1,15 +1,17 @@
 //! The task subcommands: inputs from arguments and `--data`, results as
-//! tables or JSON lines. Everything is computed before anything is printed.
+//! tables or JSON lines, streamed through the batcher (results are printed
+//! in input order as each window of inputs completes).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bert_wgpu::datasets::{self, Dataset, Task};
+use bert_wgpu::batch::Job;
+use bert_wgpu::datasets::{self, Task};
 use bert_wgpu::pipelines::{self, eval, render};
 use bert_wgpu::{Error, Head};
 use clap::Args;
 
+use super::stream::{self, out_err, DataArgs, Inputs};
 use super::{load, ModelArgs};
 
 /// Options every task subcommand takes.
@@ -20,36 +22,15 @@ pub struct TaskArgs {
     /// One JSON line per input instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Inputs from a JSONL or CSV file (with a header row), after any
-    /// given on the command line.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Sequences per forward pass.
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
-fn print_all(lines: Vec<String>) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut w = stdout.lock();
-    for l in lines {
-        w.write_all(l.as_bytes())?;
-    }
-    w.flush()?;
+fn print_out(a: &TaskArgs, text: &str) -> anyhow::Result<()> {
+    let mut out = stream::text_out(a.data.output.as_deref())?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(())
-}
-
-fn rows(path: &Path) -> anyhow::Result<Vec<datasets::Row>> {
-    Ok(datasets::read_rows(path)?)
-}
-
-/// The `text` of every row of a data file.
-pub fn data_texts(path: &Path) -> anyhow::Result<Vec<String>> {
-    let rows = rows(path)?;
-    match datasets::parse_rows(path, &rows, Task::Classification)? {
-        Dataset::Classification(ex) => Ok(ex.into_iter().map(|e| e.text).collect()),
-        _ => Ok(Vec::new()),
-    }
 }
 
 fn need_inputs(n: usize, what: &str) -> anyhow::Result<()> {
@@ -61,90 +42,97 @@ fn need_inputs(n: usize, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `job` over `inputs`, printing each result with `show(input, output)`
+/// as its window completes. The inputs are kept (in order) only until their
+/// result is printed.
+fn print_stream<J: Job>(
+    a: &TaskArgs,
+    job: &J,
+    model: &bert_wgpu::Model,
+    inputs: Inputs<J::Input>,
+    show: impl Fn(&J::Input, &J::Output, bool) -> String,
+) -> anyhow::Result<()>
+where
+    J::Input: Clone + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel::<J::Input>();
+    let inputs = inputs.tap(move |i: &J::Input| {
+        let _ = tx.send(i.clone());
+    });
+    let mut out = stream::text_out(a.data.output.as_deref())?;
+    let json = a.json;
+    let r = stream::drive(job, model, inputs, &a.data.batch(), &mut |o| {
+        let i = rx
+            .recv()
+            .map_err(|_| Error::Input("internal: an output without its input".into()))?;
+        out.write_all(show(&i, &o, json).as_bytes())
+            .map_err(out_err)
+    });
+    out.flush()?;
+    r?;
+    Ok(())
+}
+
 pub fn classify(
     a: &TaskArgs,
     texts: Vec<String>,
     top_k: usize,
     function: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut inputs: Vec<(String, Option<String>)> = texts.into_iter().map(|t| (t, None)).collect();
-    if let Some(p) = &a.data {
-        if let Dataset::Classification(ex) =
-            datasets::parse_rows(p, &rows(p)?, Task::Classification)?
-        {
-            inputs.extend(ex.into_iter().map(|e| (e.text, e.text_pair)));
-        }
-    }
-    need_inputs(inputs.len(), "texts")?;
+    let given: Vec<(String, Option<String>)> = texts.into_iter().map(|t| (t, None)).collect();
+    let inputs = Inputs::new(given, &a.data, |path, row| {
+        let e = datasets::text_example(path, row)?;
+        Ok((e.text, e.text_pair))
+    })?;
+    need_inputs(usize::from(!inputs.is_empty()), "texts")?;
     let opts = pipelines::ClassifyOptions {
         top_k: (top_k > 0).then_some(top_k),
         function_to_apply: function.map(str::parse).transpose()?,
-        batch_size: a.batch_size,
+        batch_size: a.data.batch_size,
     };
     let m = load(&a.model, Some(Head::SequenceClassification))?;
-    let refs: Vec<(&str, Option<&str>)> = inputs
-        .iter()
-        .map(|(t, p)| (t.as_str(), p.as_deref()))
-        .collect();
-    let out = pipelines::classify_pairs(&m, &refs, &opts)?;
-    let lines = inputs
-        .iter()
-        .zip(&out)
-        .map(|((t, p), r)| {
-            let shown = match p {
-                Some(p) => format!("{t} | {p}"),
-                None => t.clone(),
-            };
-            if a.json {
-                format!("{}\n", render::classify_json(&shown, r))
-            } else {
-                render::classify_table(&shown, r)
-            }
-        })
-        .collect();
-    print_all(lines)
+    let job = pipelines::ClassifyJob::new(&m, &opts)?;
+    print_stream(a, &job, &m, inputs, |(t, p), r, json| {
+        let shown = match p {
+            Some(p) => format!("{t} | {p}"),
+            None => t.clone(),
+        };
+        if json {
+            format!("{}\n", render::classify_json(&shown, r))
+        } else {
+            render::classify_table(&shown, r)
+        }
+    })
 }
 
-pub fn ner(a: &TaskArgs, mut texts: Vec<String>, aggregation: &str) -> anyhow::Result<()> {
-    if let Some(p) = &a.data {
-        let rows = rows(p)?;
-        for r in &rows {
-            // `text`, or `words` joined with spaces.
-            let one = std::slice::from_ref(r);
-            if r.fields.contains_key("text") && !r.fields.contains_key("words") {
-                if let Dataset::Classification(ex) =
-                    datasets::parse_rows(p, one, Task::Classification)?
-                {
-                    texts.extend(ex.into_iter().map(|e| e.text));
-                }
-            } else if let Dataset::TokenClassification(ex) =
-                datasets::parse_rows(p, one, Task::TokenClassification)?
-            {
-                texts.extend(ex.into_iter().map(|e| e.words.join(" ")));
-            }
+pub fn ner(a: &TaskArgs, texts: Vec<String>, aggregation: &str) -> anyhow::Result<()> {
+    // `text`, or `words` joined with spaces.
+    let inputs = Inputs::new(texts, &a.data, |path, row| {
+        if row.fields.contains_key("text") && !row.fields.contains_key("words") {
+            Ok(datasets::text_example(path, row)?.text)
+        } else {
+            Ok(datasets::token_example(path, row)?.words.join(" "))
         }
-    }
-    need_inputs(texts.len(), "texts")?;
+    })?;
+    need_inputs(usize::from(!inputs.is_empty()), "texts")?;
     let opts = pipelines::NerOptions {
         aggregation: aggregation.parse()?,
-        batch_size: a.batch_size,
+        batch_size: a.data.batch_size,
         ..Default::default()
     };
     let m = load(&a.model, Some(Head::TokenClassification))?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let out = pipelines::ner(&m, &refs, &opts)?;
-    let lines = texts
-        .iter()
-        .zip(&out)
-        .map(|(t, r)| {
-            if a.json {
-                format!("{}\n", render::entities_json(t, r))
-            } else {
-                render::entities_table(t, r)
-            }
-        })
-        .collect();
-    print_all(lines)
+    let job = pipelines::NerJob::new(&m, &opts)?;
+    let inputs = inputs.map(pipelines::NerInput::Text);
+    print_stream(a, &job, &m, inputs, |i, r, json| {
+        let pipelines::NerInput::Text(t) = i else {
+            return String::new();
+        };
+        if json {
+            format!("{}\n", render::entities_json(t, r))
+        } else {
+            render::entities_table(t, r)
+        }
+    })
 }
 
 pub fn qa(
@@ -154,9 +142,9 @@ pub fn qa(
     context: Option<String>,
     opts: &pipelines::QaOptions,
 ) -> anyhow::Result<()> {
-    let mut inputs = Vec::new();
+    let mut given = Vec::new();
     match (question, context) {
-        (Some(q), Some(c)) => inputs.push(pipelines::QaInput::new(q, c)),
+        (Some(q), Some(c)) => given.push(pipelines::QaInput::new(q, c)),
         (None, None) => {}
         _ => anyhow::bail!(Error::Input("give both --question and --context".into())),
     }
@@ -166,36 +154,26 @@ pub fn qa(
         ));
     }
     for p in pairs.chunks_exact(2) {
-        inputs.push(pipelines::QaInput::new(p[0].clone(), p[1].clone()));
+        given.push(pipelines::QaInput::new(p[0].clone(), p[1].clone()));
     }
-    if let Some(p) = &a.data {
-        if let Dataset::QuestionAnswering(ex) =
-            datasets::parse_rows(p, &rows(p)?, Task::QuestionAnswering)?
-        {
-            inputs.extend(
-                ex.into_iter()
-                    .map(|e| pipelines::QaInput::new(e.question, e.context)),
-            );
-        }
-    }
-    need_inputs(inputs.len(), "questions")?;
+    let inputs = Inputs::new(given, &a.data, |path, row| {
+        let e = datasets::qa_example(path, row)?;
+        Ok(pipelines::QaInput::new(e.question, e.context))
+    })?;
+    need_inputs(usize::from(!inputs.is_empty()), "questions")?;
     let m = load(&a.model, Some(Head::QuestionAnswering))?;
-    let out = pipelines::qa(&m, &inputs, opts)?;
-    let lines = inputs
-        .iter()
-        .zip(&out)
-        .map(|(i, r)| {
-            if a.json {
-                format!(
-                    "{}\n",
-                    render::answers_json(&i.question, &i.context, r, opts.top_k)
-                )
-            } else {
-                render::answers_table(&i.question, &i.context, r)
-            }
-        })
-        .collect();
-    print_all(lines)
+    let job = pipelines::QaJob::new(&m, opts)?;
+    let top_k = opts.top_k;
+    print_stream(a, &job, &m, inputs, |i, r, json| {
+        if json {
+            format!(
+                "{}\n",
+                render::answers_json(&i.question, &i.context, r, top_k)
+            )
+        } else {
+            render::answers_table(&i.question, &i.context, r)
+        }
+    })
 }
 
 pub fn choose(
@@ -204,7 +182,7 @@ pub fn choose(
     context: Option<String>,
     options: Vec<String>,
 ) -> anyhow::Result<()> {
-    let mut inputs = Vec::new();
+    let mut given = Vec::new();
     match question {
         Some(q) => {
             if options.len() < 2 {
@@ -212,7 +190,7 @@ pub fn choose(
                     "give at least two options: --option A --option B ...".into()
                 ));
             }
-            inputs.push(pipelines::ChoiceInput {
+            given.push(pipelines::ChoiceInput {
                 context,
                 question: q,
                 options,
@@ -225,40 +203,33 @@ pub fn choose(
         }
         None => {}
     }
-    if let Some(p) = &a.data {
-        if let Dataset::MultipleChoice(ex) =
-            datasets::parse_rows(p, &rows(p)?, Task::MultipleChoice)?
-        {
-            inputs.extend(ex.into_iter().map(|e| pipelines::ChoiceInput {
-                context: e.context,
-                question: e.question,
-                options: e.options,
-            }));
-        }
-    }
-    need_inputs(inputs.len(), "questions")?;
-    let m = load(&a.model, Some(Head::MultipleChoice))?;
-    let out = pipelines::choose(&m, &inputs, &pipelines::ChooseOptions::default())?;
-    let lines = inputs
-        .iter()
-        .zip(&out)
-        .map(|(i, c)| {
-            if a.json {
-                format!(
-                    "{}\n",
-                    render::choice_json(i.context.as_deref(), &i.question, &i.options, c)
-                )
-            } else {
-                render::choice_table(&i.question, &i.options, c)
-            }
+    let inputs = Inputs::new(given, &a.data, |path, row| {
+        let e = datasets::choice_example(path, row)?;
+        Ok(pipelines::ChoiceInput {
+            context: e.context,
+            question: e.question,
+            options: e.options,
         })
-        .collect();
-    print_all(lines)
+    })?;
+    need_inputs(usize::from(!inputs.is_empty()), "questions")?;
+    let m = load(&a.model, Some(Head::MultipleChoice))?;
+    let job = pipelines::ChooseJob::new(&m)?;
+    print_stream(a, &job, &m, inputs, |i, c, json| {
+        if json {
+            format!(
+                "{}\n",
+                render::choice_json(i.context.as_deref(), &i.question, &i.options, c)
+            )
+        } else {
+            render::choice_table(&i.question, &i.options, c)
+        }
+    })
 }
 
 pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool) -> anyhow::Result<()> {
     let task: Task = kind.parse()?;
     let path = a
+        .data
         .data
         .as_ref()
         .ok_or_else(|| Error::Input("eval needs --data FILE".into()))?;
@@ -271,10 +242,11 @@ pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool) -> anyhow::Result<
     };
     let m = load(&a.model, Some(head))?;
     let opts = eval::EvalOptions {
-        batch_size: a.batch_size,
+        batch_size: a.data.batch_size,
+        batch_tokens: a.data.batch_tokens,
         label_all_tokens,
         qa: pipelines::QaOptions {
-            batch_size: a.batch_size,
+            batch_size: a.data.batch_size,
             ..Default::default()
         },
     };
@@ -303,8 +275,8 @@ pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool) -> anyhow::Result<
     bar.finish_and_clear();
     let report = report?;
     if a.json {
-        print_all(vec![format!("{}\n", serde_json::to_string(&report)?)])
+        print_out(a, &format!("{}\n", serde_json::to_string(&report)?))
     } else {
-        print_all(vec![render::eval_table(&report)])
+        print_out(a, &render::eval_table(&report))
     }
 }

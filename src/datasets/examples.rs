@@ -339,7 +339,8 @@ pub fn parse_rows(path: &Path, rows: &[Row], task: Task) -> Result<Dataset> {
     })
 }
 
-fn text_example(path: &Path, row: &Row) -> Result<TextExample> {
+/// One sequence-classification row (`text`, `text_pair`, `label`).
+pub fn text_example(path: &Path, row: &Row) -> Result<TextExample> {
     let f = Fields { path, row };
     let text = f.string("text")?;
     Ok(TextExample {
@@ -350,7 +351,8 @@ fn text_example(path: &Path, row: &Row) -> Result<TextExample> {
     })
 }
 
-fn token_example(path: &Path, row: &Row) -> Result<TokenExample> {
+/// One token-classification row (`words`, `labels`).
+pub fn token_example(path: &Path, row: &Row) -> Result<TokenExample> {
     let f = Fields { path, row };
     let words = match f.strings("words")? {
         Some(w) => w,
@@ -399,7 +401,8 @@ fn token_example(path: &Path, row: &Row) -> Result<TokenExample> {
     })
 }
 
-fn choice_example(path: &Path, row: &Row) -> Result<ChoiceExample> {
+/// One multiple-choice row (`context`, `question`, `options`, `label`).
+pub fn choice_example(path: &Path, row: &Row) -> Result<ChoiceExample> {
     let f = Fields { path, row };
     let question = f.string("question")?;
     let context = f.opt_string("context")?;
@@ -461,7 +464,8 @@ fn choice_example(path: &Path, row: &Row) -> Result<ChoiceExample> {
     })
 }
 
-fn qa_example(path: &Path, row: &Row) -> Result<QaExample> {
+/// One question-answering row (`question`, `context`, answers).
+pub fn qa_example(path: &Path, row: &Row) -> Result<QaExample> {
     let f = Fields { path, row };
     let question = f.string("question")?;
     let context = f.string("context")?;

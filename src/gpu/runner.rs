@@ -251,6 +251,11 @@ impl GpuExecutor {
         self.ctx.describe()
     }
 
+    /// The largest storage buffer one binding may hold, in bytes.
+    pub fn max_binding_size(&self) -> u64 {
+        self.context().limits.max_storage_buffer_binding_size
+    }
+
     /// The device context.
     pub fn context(&self) -> &GpuContext {
         &self.ctx

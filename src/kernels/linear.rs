@@ -154,7 +154,7 @@ pub fn linear_with_layout(
 /// `y = act(y + b) + r` over rows of `b.len()`, with the activation chosen
 /// once (not per element) and the loop compiled for AVX2 + FMA when the CPU
 /// has them, so GELU's erf vectorises.
-fn epilogue(act: Act, y: &mut [f32], b: &[f32], r: Option<&[f32]>) {
+pub(crate) fn epilogue(act: Act, y: &mut [f32], b: &[f32], r: Option<&[f32]>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

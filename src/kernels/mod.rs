@@ -7,6 +7,7 @@ pub mod attention;
 pub mod embeddings;
 pub mod layernorm;
 pub mod linear;
+pub mod linear_packed;
 pub mod softmax;
 
 /// WGSL sources, by file name, as compiled into the library.

@@ -5,10 +5,10 @@
 
 use serde::Serialize;
 
-use super::{argmax, require_head, softmax, tokenizer};
+use super::jobs::ChooseJob;
+use crate::batch::BatchOptions;
 use crate::datasets::choice_pairs;
 use crate::error::{Error, Result};
-use crate::graph::Head;
 use crate::inputs::Encoding;
 use crate::model::Model;
 use crate::tokenize::BertTokenizer;
@@ -62,24 +62,6 @@ pub fn choice_encoding(
 
 /// Picks the best option of each input.
 pub fn choose(model: &Model, inputs: &[ChoiceInput], _opts: &ChooseOptions) -> Result<Vec<Choice>> {
-    require_head(model, Head::MultipleChoice, "multiple choice")?;
-    let tok = tokenizer(model)?;
-    let mut out = Vec::with_capacity(inputs.len());
-    for inp in inputs {
-        let enc = choice_encoding(tok, inp.context.as_deref(), &inp.question, &inp.options)?;
-        let o = model.forward(&enc)?;
-        let logits = o
-            .logits
-            .ok_or_else(|| Error::input("the model returned no logits"))?
-            .data;
-        let scores = softmax(&logits);
-        let choice = argmax(&logits);
-        out.push(Choice {
-            choice,
-            option: inp.options[choice].clone(),
-            scores,
-            logits,
-        });
-    }
-    Ok(out)
+    let job = ChooseJob::new(model)?;
+    crate::batch::collect(&job, inputs.to_vec(), model, &BatchOptions::default())
 }

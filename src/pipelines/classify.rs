@@ -2,10 +2,11 @@
 
 use serde::Serialize;
 
-use super::{require_head, sigmoid, softmax, tokenizer};
+use super::jobs::ClassifyJob;
+use super::{sigmoid, softmax};
+use crate::batch::BatchOptions;
 use crate::config::{BertConfig, ProblemType};
 use crate::error::{Error, Result};
-use crate::graph::Head;
 use crate::model::Model;
 
 /// How logits become scores (`function_to_apply`).
@@ -52,7 +53,8 @@ pub struct ClassifyOptions {
     pub top_k: Option<usize>,
     /// Override the default score function.
     pub function_to_apply: Option<ClassifyFunction>,
-    /// Texts per forward pass.
+    /// Texts per forward pass at most (the batcher also keeps each under
+    /// its token budget).
     pub batch_size: usize,
 }
 
@@ -122,28 +124,14 @@ pub fn classify_pairs(
     inputs: &[(&str, Option<&str>)],
     opts: &ClassifyOptions,
 ) -> Result<Vec<Vec<LabelScore>>> {
-    require_head(model, Head::SequenceClassification, "classification")?;
-    let tok = tokenizer(model)?;
-    let cfg = model.config();
-    let mut out = Vec::with_capacity(inputs.len());
-    for chunk in inputs.chunks(opts.batch_size.max(1)) {
-        let encs = chunk
-            .iter()
-            .map(|(t, p)| tok.encode_one(t, *p))
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<_> = encs.iter().collect();
-        let enc = crate::tokenize::batch_encoding(&refs, tok.pad_id())?;
-        let o = model.forward(&enc)?;
-        let logits = o
-            .logits
-            .ok_or_else(|| Error::input("the model returned no logits"))?;
-        let n = cfg.num_labels;
-        out.extend(
-            logits
-                .data
-                .chunks_exact(n)
-                .map(|row| scores_from_logits(cfg, row, opts)),
-        );
-    }
-    Ok(out)
+    let job = ClassifyJob::new(model, opts)?;
+    let batch = BatchOptions {
+        max_sequences: opts.batch_size.max(1),
+        ..BatchOptions::default()
+    };
+    let owned = inputs
+        .iter()
+        .map(|(t, p)| (t.to_string(), p.map(str::to_string)))
+        .collect();
+    crate::batch::collect(&job, owned, model, &batch)
 }

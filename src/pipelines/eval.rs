@@ -1,4 +1,5 @@
-//! Evaluation of a labelled dataset: length-bucketed batches through
+//! Evaluation of a labelled dataset: batches cut by the batcher's scheduler
+//! ([`crate::batch::schedule`]: sorted by length, under a token budget) through
 //! [`Model::forward_with_labels`], the mean loss, and the task's metric.
 //!
 //! - loss: the mean of the per-batch losses of [`Model::forward_with_labels`]
@@ -23,6 +24,7 @@ use serde::Serialize;
 use super::choose::choice_encoding;
 use super::qa::{qa_postprocess, QaOptions};
 use super::{argmax, require_head, sigmoid, tokenizer};
+use crate::batch::{schedule, BatchOptions, Shape};
 use crate::config::{BertConfig, ProblemType};
 use crate::datasets::{
     class_index, prepare_qa_spans, prepare_token_labels, Dataset, LabelValue, QaFeature,
@@ -38,8 +40,11 @@ use crate::tokenize::{batch_encoding, Encoded};
 /// Options for [`evaluate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvalOptions {
-    /// Examples (QA: windows) per forward pass.
+    /// Examples (QA: windows) per forward pass at most.
     pub batch_size: usize,
+    /// Padded tokens per forward pass; `None`: the device's default
+    /// ([`crate::batch::default_max_tokens`]).
+    pub batch_tokens: Option<usize>,
     /// Token classification: label (and score) every sub-token with its
     /// word's label, not only the first of each word.
     pub label_all_tokens: bool,
@@ -51,6 +56,7 @@ impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
             batch_size: 16,
+            batch_tokens: None,
             label_all_tokens: false,
             qa: QaOptions::default(),
         }
@@ -105,14 +111,25 @@ fn row_err(path: &Path, row: usize, field: &str, message: impl Into<String>) -> 
     }
 }
 
-/// Indices sorted by length (stable), cut into batches.
-fn buckets(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    order
-        .chunks(batch_size.max(1))
-        .map(<[usize]>::to_vec)
-        .collect()
+/// Indices cut into batches by the batcher's scheduler: sorted by (group,
+/// length), at most `batch_size` sequences and the token budget each.
+fn buckets(model: &Model, shapes: &[Shape], opts: &EvalOptions) -> Vec<Vec<usize>> {
+    let limits = BatchOptions {
+        max_tokens: opts.batch_tokens,
+        max_sequences: opts.batch_size.max(1),
+        ..BatchOptions::default()
+    }
+    .limits(model);
+    schedule::plan(shapes, limits)
+}
+
+/// One sequence of `len` tokens.
+fn single(len: usize) -> Shape {
+    Shape {
+        sequences: 1,
+        len,
+        group: 0,
+    }
 }
 
 /// Runs `model` over a labelled dataset. `path` names the file in errors;
@@ -253,13 +270,13 @@ fn eval_classification(
         .iter()
         .map(|e| tok.encode_one(&e.text, e.text_pair.as_deref()))
         .collect::<Result<Vec<_>>>()?;
-    let lengths: Vec<usize> = encs.iter().map(Encoded::len).collect();
     let total = ex.len() as u64;
     progress(0, total);
     let (mut loss_sum, mut done) = (0.0f64, 0u64);
     let mut correct = 0usize;
     let mut sq_err = 0.0f64;
-    for batch in buckets(&lengths, opts.batch_size) {
+    let shapes: Vec<Shape> = encs.iter().map(|e| single(e.len())).collect();
+    for batch in buckets(model, &shapes, opts) {
         let refs: Vec<&Encoded> = batch.iter().map(|&i| &encs[i]).collect();
         let enc = batch_encoding(&refs, tok.pad_id())?;
         let labels = match kind {
@@ -337,13 +354,13 @@ fn eval_tokens(
             opts.label_all_tokens,
         )?);
     }
-    let lengths: Vec<usize> = feats.iter().map(|f| f.encoded.len()).collect();
+    let shapes: Vec<Shape> = feats.iter().map(|f| single(f.encoded.len())).collect();
     let total = ex.len() as u64;
     progress(0, total);
     let (mut loss_sum, mut done) = (0.0f64, 0u64);
     let mut gold_tags: Vec<Vec<String>> = vec![Vec::new(); ex.len()];
     let mut pred_tags: Vec<Vec<String>> = vec![Vec::new(); ex.len()];
-    for batch in buckets(&lengths, opts.batch_size) {
+    for batch in buckets(model, &shapes, opts) {
         let refs: Vec<&Encoded> = batch.iter().map(|&i| &feats[i].encoded).collect();
         let enc = batch_encoding(&refs, tok.pad_id())?;
         let mut labels = Vec::with_capacity(enc.batch * enc.seq);
@@ -448,25 +465,16 @@ fn eval_choice(
             &e.options,
         )?);
     }
-    // Bucket by (options, length) so a batch shares its number of options.
-    let max_seq = encs.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
-    let keys: Vec<usize> = encs
+    // A batch shares its number of options (the scheduler's group).
+    let shapes: Vec<Shape> = encs
         .iter()
-        .map(|e| e.choices.unwrap_or(1) * max_seq + e.seq)
+        .map(|e| Shape {
+            sequences: e.choices.unwrap_or(1),
+            len: e.seq,
+            group: e.choices.unwrap_or(1) as u64,
+        })
         .collect();
-    let mut order: Vec<usize> = (0..ex.len()).collect();
-    order.sort_by_key(|&i| keys[i]);
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    for i in order {
-        match batches.last_mut() {
-            Some(b)
-                if b.len() < opts.batch_size.max(1) && encs[b[0]].choices == encs[i].choices =>
-            {
-                b.push(i)
-            }
-            _ => batches.push(vec![i]),
-        }
-    }
+    let batches = buckets(model, &shapes, opts);
     let total = ex.len() as u64;
     progress(0, total);
     let (mut loss_sum, mut done, mut correct) = (0.0f64, 0u64, 0usize);
@@ -511,12 +519,12 @@ fn eval_qa(
             feats.push((k, f));
         }
     }
-    let lengths: Vec<usize> = feats.iter().map(|(_, f)| f.encoded.len()).collect();
+    let shapes: Vec<Shape> = feats.iter().map(|(_, f)| single(f.encoded.len())).collect();
     let total = feats.len() as u64;
     progress(0, total);
     let (mut loss_sum, mut done) = (0.0f64, 0u64);
     let mut logits: Vec<(Vec<f32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); feats.len()];
-    for batch in buckets(&lengths, opts.batch_size) {
+    for batch in buckets(model, &shapes, opts) {
         let refs: Vec<&Encoded> = batch.iter().map(|&i| &feats[i].1.encoded).collect();
         let enc = batch_encoding(&refs, tok.pad_id())?;
         // The loss of each window over its own tokens: BertForQuestionAnswering's

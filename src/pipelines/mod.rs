@@ -31,19 +31,24 @@
 mod choose;
 mod classify;
 pub mod eval;
+mod jobs;
 mod ner;
 mod qa;
 pub mod render;
+mod rerank;
 
 pub use choose::{choice_encoding, choose, Choice, ChoiceInput, ChooseOptions};
 pub use classify::{
     classify, classify_pairs, default_function, scores_from_logits, ClassifyFunction,
     ClassifyOptions, LabelScore,
 };
+pub use jobs::{ChooseJob, ClassifyJob, NerInput, NerJob, QaJob};
 pub use ner::{aggregate, ner, ner_words, Aggregation, Entity, NerOptions, PreEntity};
 pub use qa::{qa, qa_postprocess, Answer, QaInput, QaOptions};
+pub use rerank::{rank_scores, CrossEncoder, Ranked, RerankJob};
 
-use crate::embed::{self as pooling, Pooling};
+use crate::batch::BatchOptions;
+use crate::embed::{Chain, EmbedderOptions, EncodeOptions, Pooling};
 use crate::error::{Error, Result};
 use crate::graph::Head;
 use crate::model::Model;
@@ -104,7 +109,8 @@ pub struct EmbedOptions {
     pub pooling: Pooling,
     /// L2-normalise each vector.
     pub normalize: bool,
-    /// Texts per forward pass.
+    /// Texts per forward pass at most (the batcher also keeps each under
+    /// its token budget).
     pub batch_size: usize,
 }
 
@@ -119,28 +125,29 @@ impl Default for EmbedOptions {
 }
 
 /// Sentence embeddings (one vector per text): the encoder's
-/// `last_hidden_state` pooled over real tokens, as sentence-transformers.
-/// Runs on any head (the encoder's hidden states are always available).
+/// `last_hidden_state` pooled over real tokens, as sentence-transformers,
+/// through the streaming batcher. Runs on any head (the encoder's hidden
+/// states are always available). For a sentence-transformers folder
+/// (`modules.json`, prompts, Dense layers) use
+/// [`crate::embed::SentenceEmbedder`].
 pub fn embed(model: &Model, texts: &[&str], opts: &EmbedOptions) -> Result<Vec<Vec<f32>>> {
-    let tok = tokenizer(model)?;
-    let mut out = Vec::with_capacity(texts.len());
-    if model.head() == Head::MultipleChoice {
-        return Err(Error::input(
-            "embeddings need a model that takes (batch, seq) input; load the multiple-choice checkpoint with the base head",
-        ));
-    }
-    for chunk in texts.chunks(opts.batch_size.max(1)) {
-        let owned: Vec<String> = chunk.iter().map(|s| s.to_string()).collect();
-        let enc = tok.encode(&owned, None)?;
-        let o = model.forward_select(&enc, None, true)?;
-        let hidden = o
-            .last_hidden_state
-            .ok_or_else(|| Error::input("the model returned no hidden states"))?;
-        let emb = pooling::pool(&hidden, &enc, opts.pooling, opts.normalize)?;
-        let h = emb.shape[1];
-        out.extend(emb.data.chunks_exact(h).map(<[f32]>::to_vec));
-    }
-    Ok(out)
+    let chain = Chain::new(
+        model,
+        None,
+        &EmbedderOptions {
+            pooling: Some(opts.pooling),
+            normalize: Some(opts.normalize),
+            max_seq_length: None,
+        },
+    )?;
+    let encode = EncodeOptions {
+        batch: BatchOptions {
+            max_sequences: opts.batch_size.max(1),
+            ..BatchOptions::default()
+        },
+        ..EncodeOptions::default()
+    };
+    chain.encode(model, texts, &encode)
 }
 
 /// The encoder's last hidden state of one text: (tokens, hidden) rows and

@@ -5,10 +5,11 @@
 use serde::ser::SerializeMap;
 use serde::Serialize;
 
-use super::{argmax, require_head, softmax, tokenizer};
+use super::jobs::{NerInput, NerJob};
+use super::{argmax, softmax};
+use crate::batch::BatchOptions;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
-use crate::graph::Head;
 use crate::model::Model;
 use crate::tokenize::{BertTokenizer, Encoded};
 
@@ -51,7 +52,8 @@ pub struct NerOptions {
     pub aggregation: Aggregation,
     /// Labels (or entity groups) left out of the result; HF's default is `["O"]`.
     pub ignore_labels: Vec<String>,
-    /// Texts per forward pass.
+    /// Texts per forward pass at most (the batcher also keeps each under
+    /// its token budget).
     pub batch_size: usize,
 }
 
@@ -332,60 +334,22 @@ pub fn aggregate(
         .collect())
 }
 
-/// Finds entities in each text.
-pub fn ner(model: &Model, texts: &[&str], opts: &NerOptions) -> Result<Vec<Vec<Entity>>> {
-    require_head(model, Head::TokenClassification, "token classification")?;
-    let tok = tokenizer(model)?;
-    let cfg = model.config();
-    let n = cfg.num_labels;
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(opts.batch_size.max(1)) {
-        let encs = chunk
-            .iter()
-            .map(|t| tok.encode_one(t, None))
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<_> = encs.iter().collect();
-        let enc = crate::tokenize::batch_encoding(&refs, tok.pad_id())?;
-        let o = model.forward(&enc)?;
-        let logits = o
-            .logits
-            .ok_or_else(|| Error::input("the model returned no logits"))?;
-        let row = enc.seq * n;
-        for (b, (text, e)) in chunk.iter().zip(&encs).enumerate() {
-            let chars: Vec<char> = text.chars().collect();
-            let pre = gather_pre_entities(tok, &chars, e, &logits.data[b * row..(b + 1) * row], n);
-            out.push(aggregate(tok, cfg, &pre, opts)?);
-        }
-    }
-    Ok(out)
-}
-
-/// Finds entities in pre-split words (HF's `is_split_into_words=True`):
-/// the words are joined with single spaces, and `start`/`end` index that
-/// joined sentence.
-pub fn ner_words(
-    model: &Model,
-    words: &[Vec<String>],
+/// The entities of one input from its logits (seq, labels).
+pub(crate) fn entities_of(
+    tok: &BertTokenizer,
+    cfg: &BertConfig,
+    input: &NerInput,
+    e: &Encoded,
+    logits: &[f32],
     opts: &NerOptions,
-) -> Result<Vec<Vec<Entity>>> {
-    require_head(model, Head::TokenClassification, "token classification")?;
-    let tok = tokenizer(model)?;
-    let cfg = model.config();
+) -> Result<Vec<Entity>> {
     let n = cfg.num_labels;
-    let mut out = Vec::with_capacity(words.len());
-    for chunk in words.chunks(opts.batch_size.max(1)) {
-        let encs = chunk
-            .iter()
-            .map(|w| tok.encode_words(w))
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<_> = encs.iter().collect();
-        let enc = crate::tokenize::batch_encoding(&refs, tok.pad_id())?;
-        let o = model.forward(&enc)?;
-        let logits = o
-            .logits
-            .ok_or_else(|| Error::input("the model returned no logits"))?;
-        let row = enc.seq * n;
-        for (b, (ws, e)) in chunk.iter().zip(&encs).enumerate() {
+    let pre = match input {
+        NerInput::Text(text) => {
+            let chars: Vec<char> = text.chars().collect();
+            gather_pre_entities(tok, &chars, e, logits, n)
+        }
+        NerInput::Words(ws) => {
             // Word offsets are within each word: shift them into the joined sentence.
             let mut starts = Vec::with_capacity(ws.len());
             let mut pos = 0usize;
@@ -401,15 +365,44 @@ pub fn ner_words(
                 }
             }
             let sentence: Vec<char> = ws.join(" ").chars().collect();
-            let pre = gather_pre_entities(
-                tok,
-                &sentence,
-                &shifted,
-                &logits.data[b * row..(b + 1) * row],
-                n,
-            );
-            out.push(aggregate(tok, cfg, &pre, opts)?);
+            gather_pre_entities(tok, &sentence, &shifted, logits, n)
         }
-    }
-    Ok(out)
+    };
+    aggregate(tok, cfg, &pre, opts)
+}
+
+fn run_ner(model: &Model, inputs: Vec<NerInput>, opts: &NerOptions) -> Result<Vec<Vec<Entity>>> {
+    let job = NerJob::new(model, opts)?;
+    let batch = BatchOptions {
+        max_sequences: opts.batch_size.max(1),
+        ..BatchOptions::default()
+    };
+    crate::batch::collect(&job, inputs, model, &batch)
+}
+
+/// Finds entities in each text.
+pub fn ner(model: &Model, texts: &[&str], opts: &NerOptions) -> Result<Vec<Vec<Entity>>> {
+    run_ner(
+        model,
+        texts
+            .iter()
+            .map(|t| NerInput::Text(t.to_string()))
+            .collect(),
+        opts,
+    )
+}
+
+/// Finds entities in pre-split words (HF's `is_split_into_words=True`):
+/// the words are joined with single spaces, and `start`/`end` index that
+/// joined sentence.
+pub fn ner_words(
+    model: &Model,
+    words: &[Vec<String>],
+    opts: &NerOptions,
+) -> Result<Vec<Vec<Entity>>> {
+    run_ner(
+        model,
+        words.iter().map(|w| NerInput::Words(w.clone())).collect(),
+        opts,
+    )
 }

@@ -7,11 +7,11 @@
 
 use serde::Serialize;
 
-use super::{require_head, tokenizer};
+use super::jobs::QaJob;
+use crate::batch::BatchOptions;
 use crate::error::{Error, Result};
-use crate::graph::Head;
 use crate::model::Model;
-use crate::tokenize::{batch_encoding, BertTokenizer, Encoded};
+use crate::tokenize::{BertTokenizer, Encoded};
 
 /// A question about a context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,76 +103,12 @@ pub struct Answer {
 
 /// Answers each question: up to `top_k` answers, best first.
 pub fn qa(model: &Model, inputs: &[QaInput], opts: &QaOptions) -> Result<Vec<Vec<Answer>>> {
-    require_head(model, Head::QuestionAnswering, "question answering")?;
-    let tok = tokenizer(model)?;
-    let (max_len, stride) = opts.window(model.config().max_position_embeddings)?;
-    if opts.top_k == 0 {
-        return Err(Error::input("top_k must be at least 1"));
-    }
-    if opts.max_answer_len == 0 {
-        return Err(Error::input("max_answer_len must be at least 1"));
-    }
-    // All windows of all inputs, run in batches.
-    let mut windows: Vec<(usize, Encoded)> = Vec::new();
-    for (i, inp) in inputs.iter().enumerate() {
-        if inp.question.is_empty() {
-            return Err(Error::input(format!(
-                "input {}: the question is empty",
-                i + 1
-            )));
-        }
-        if inp.context.is_empty() {
-            return Err(Error::input(format!(
-                "input {}: the context is empty",
-                i + 1
-            )));
-        }
-        for w in tok.encode_windows(&inp.question, &inp.context, max_len, stride)? {
-            windows.push((i, w));
-        }
-    }
-    let logits = window_logits(model, tok, windows.iter().map(|(_, w)| w), opts.batch_size)?;
-    let mut out = Vec::with_capacity(inputs.len());
-    // Windows are in input order: input i owns a contiguous run.
-    let mut first = 0usize;
-    for (i, inp) in inputs.iter().enumerate() {
-        let count = windows[first..].iter().take_while(|(k, _)| *k == i).count();
-        let mine: Vec<usize> = (first..first + count).collect();
-        first += count;
-        let ws: Vec<&Encoded> = mine.iter().map(|&k| &windows[k].1).collect();
-        let ls: Vec<(&[f32], &[f32])> = mine
-            .iter()
-            .map(|&k| (logits[k].0.as_slice(), logits[k].1.as_slice()))
-            .collect();
-        out.push(qa_postprocess(tok, &inp.context, &ws, &ls, opts));
-    }
-    Ok(out)
-}
-
-/// Start and end logits of each window (unpadded length), batched.
-pub(crate) fn window_logits<'a>(
-    model: &Model,
-    tok: &BertTokenizer,
-    windows: impl Iterator<Item = &'a Encoded>,
-    batch_size: usize,
-) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-    let all: Vec<&Encoded> = windows.collect();
-    let mut out = Vec::with_capacity(all.len());
-    for chunk in all.chunks(batch_size.max(1)) {
-        let enc = batch_encoding(chunk, tok.pad_id())?;
-        let o = model.forward(&enc)?;
-        let (Some(s), Some(e)) = (o.start_logits, o.end_logits) else {
-            return Err(Error::input("the model returned no start/end logits"));
-        };
-        for (b, w) in chunk.iter().enumerate() {
-            let row = b * enc.seq;
-            out.push((
-                s.data[row..row + w.len()].to_vec(),
-                e.data[row..row + w.len()].to_vec(),
-            ));
-        }
-    }
-    Ok(out)
+    let job = QaJob::new(model, opts)?;
+    let batch = BatchOptions {
+        max_sequences: opts.batch_size.max(1),
+        ..BatchOptions::default()
+    };
+    crate::batch::collect(&job, inputs.to_vec(), model, &batch)
 }
 
 /// Softmax over the window with undesired tokens at -10000, as numpy
