@@ -21,8 +21,8 @@ The venv needs torch, transformers, sentence-transformers, numpy.
 
 Runs alternate (ours, theirs, ours, ...) so a noisy machine hurts both
 alike; the table gives medians, min and peak RSS (ours: of the process,
-from wait4; theirs: of this Python process, which holds the model and the
-corpus).
+from GNU time when installed; theirs: of this Python process, which holds
+the model and the corpus).
 """
 
 import argparse
@@ -41,17 +41,30 @@ import numpy as np
 
 def run_ours_rss(cmd):
     """Runs a command; returns (seconds, its own peak RSS in MB, stdout).
-    stdout goes to a file: wait4 on a full pipe would deadlock."""
+    The peak comes from GNU time (`/usr/bin/time -f %M`): wait4's maxrss of
+    a child forked from this Python process would count the parent's memory
+    (torch) copied at the fork. stdout goes to a file, not a pipe."""
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    rss_file = tempfile.NamedTemporaryFile(delete=False)
+    rss_file.close()
+    full = [gnu_time, "-f", "%M", "-o", rss_file.name] + cmd if gnu_time else cmd
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(p.pid, 0)
+        status = subprocess.call(full, stdout=out, stderr=err)
         secs = time.perf_counter() - t0
         if status != 0:
             err.seek(0)
             sys.exit(f"{' '.join(cmd)} failed:\n{err.read().decode()[-2000:]}")
         out.seek(0)
-        return secs, usage.ru_maxrss / 1024, out.read()
+        stdout = out.read()
+    rss = float("nan")
+    try:
+        with open(rss_file.name) as f:
+            rss = int(f.read().split()[-1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    os.unlink(rss_file.name)
+    return secs, rss, stdout
 
 
 def self_rss_mb():
@@ -142,12 +155,12 @@ def bench_pipeline(args, texts, n_tokens, task):
             o_label = o.get("label")
             o_score = o.get("score")
             agree += int(o_label == hf_row["label"])
-            worst = max(worst, abs(o_score - hf_row["score"]))
+            worst = max(worst, float(abs(o_score - hf_row["score"])))
         else:
             ents = ours_row.get("entities", [])
             agree += int([e.get("entity") for e in ents] == [e["entity"] for e in hf_row])
             for a, b in zip(ents, hf_row):
-                worst = max(worst, abs(a["score"] - b["score"]))
+                worst = max(worst, float(abs(a["score"] - b["score"])))
     return {
         "task": task, "texts": len(texts), "tokens": n_tokens,
         "ours": summary(f"bert-wgpu {task} --data --json", ours_t, ours_rss),

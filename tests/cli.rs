@@ -10,28 +10,11 @@ use common::{fixtures, minilm_dir, read_json, tensor, tiny_dir};
 use serde_json::Value;
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bert-wgpu"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .env_remove("BERT_WGPU_MODEL")
-        .env("HF_HUB_OFFLINE", "1");
-    c
+    common::bin_command()
 }
 
 fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start bert-wgpu");
-    {
-        let mut input = child.stdin.take().unwrap();
-        // The process may exit before reading everything; that is fine.
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    child.wait_with_output().unwrap()
+    common::run_bin(args, stdin)
 }
 
 fn text(b: &[u8]) -> String {

@@ -6,28 +6,13 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{fixtures, read_json};
+use common::{fixtures, floats, read_json};
 use serde_json::Value;
 
 fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bert-wgpu"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .env_remove("BERT_WGPU_MODEL")
-        .env("HF_HUB_OFFLINE", "1")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start bert-wgpu");
-    {
-        let mut input = child.stdin.take().unwrap();
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    child.wait_with_output().unwrap()
+    common::run_bin(args, stdin)
 }
 
 fn ok(out: &Output) -> String {
@@ -74,13 +59,7 @@ fn golden(model: &str, kwargs: Value) -> (Vec<String>, Vec<Vec<f32>>) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect()
-        })
+        .map(floats)
         .collect();
     (texts, rows)
 }
@@ -182,12 +161,7 @@ fn embed_data_to_npy_follows_the_modules_and_prompts() {
     assert_eq!(lines.len(), texts.len());
     for (r, (l, w)) in lines.iter().zip(&want4).enumerate() {
         assert_eq!(l["text"], texts[r].as_str(), "in input order");
-        let got: Vec<f32> = l["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let got = floats(&l["embedding"]);
         close(&got, w, &format!("dimensions 4 row {r}"));
     }
     let _ = std::fs::remove_file(&data);
@@ -219,12 +193,7 @@ fn stdin_text_lines_give_one_output_line_each() {
     for (r, l) in lines.iter().enumerate() {
         let v: Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["text"], texts[r].as_str());
-        let got: Vec<f32> = v["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
+        let got = floats(&v["embedding"]);
         close(&got, &want[r], &format!("stdin row {r}"));
     }
 }

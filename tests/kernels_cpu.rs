@@ -73,79 +73,15 @@ fn compare(what: &str, got: &[f32], want: &[f32], cols: usize) -> f32 {
     compare_with(what, got, want, cols, 0.0)
 }
 
-#[test]
-fn linear_matches_naive_oracle() {
-    let mut rng = StdRng::seed_from_u64(0x0c0ffee);
-    // (m, n, k, x_row_stride); the last ones are large enough for the
-    // parallel GEMM path (m·n·k ≥ 2^18).
-    let shapes = [
-        (1, 1, 1, 1),
-        (7, 33, 129, 129),
-        (33, 7, 128, 128),
-        (129, 129, 33, 33),
-        (3, 384, 384, 7 * 384),
-        (3, 33, 33, 5 * 33),
-        (5, 33, 7, 9),
-        (4, 9, 12, 13),
-        (65, 96, 64, 64),
-        (129, 130, 131, 131),
-        (200, 300, 400, 400),
-        (37, 1536, 384, 384),
-    ];
-    let mut i = 0usize;
-    for (m, n, k, stride) in shapes {
-        for residual in [false, true] {
-            let act = ACTS[i % ACTS.len()];
-            i += 1;
-            let s = LinearShape {
-                m,
-                n,
-                k,
-                x_row_stride: stride,
-                act,
-            };
-            let x = uniform(&mut rng, (m - 1) * stride + k, -1.0, 1.0);
-            let w = uniform(&mut rng, n * k, -0.5, 0.5);
-            let b = uniform(&mut rng, n, -0.5, 0.5);
-            let r = residual.then(|| uniform(&mut rng, m * n, -1.0, 1.0));
-            let mut got = vec![0.0; m * n];
-            let mut want = vec![0.0; m * n];
-            linear(s, &x, &w, &b, r.as_deref(), &mut got);
-            linear_naive(s, &x, &w, &b, r.as_deref(), &mut want);
-            compare(
-                &format!("linear m={m} n={n} k={k} stride={stride} {act:?} residual={residual}"),
-                &got,
-                &want,
-                n,
-            );
-        }
-    }
-    assert!(
-        i >= ACTS.len() * 2,
-        "every activation with and without residual"
-    );
-}
+type LinearFn<'a> = &'a dyn Fn(LinearShape, &[f32], &[f32], &[f32], Option<&[f32]>, &mut [f32]);
 
-/// The CPU executor's packed GEMM against the naive oracle: tile edges in
-/// m (6-row tiles, 48-row blocks) and n (16-column panels), several k slices
-/// (256 long), row strides, every activation, with and without residual.
-#[test]
-fn packed_linear_matches_naive_oracle() {
-    let mut rng = StdRng::seed_from_u64(0x9ac4ed);
-    let shapes = [
-        (1, 1, 1, 1),
-        (7, 33, 129, 129),
-        (33, 7, 384, 384),
-        (129, 129, 33, 33),
-        (3, 384, 384, 7 * 384),
-        (384, 17, 512, 512),
-        (49, 1536, 384, 384),
-        (512, 384, 1536, 1536),
-        (97, 48, 257, 300),
-        (6, 16, 256, 256),
-    ];
+/// `f` against the naive oracle on `shapes` (m, n, k, x_row_stride), with
+/// and without residual, cycling through every activation. `y` starts as
+/// NaN so an element the kernel does not write fails.
+fn check_linear(tag: &str, seed: u64, shapes: &[(usize, usize, usize, usize)], f: LinearFn) {
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut i = 0usize;
-    for (m, n, k, stride) in shapes {
+    for &(m, n, k, stride) in shapes {
         for residual in [false, true] {
             let act = ACTS[i % ACTS.len()];
             i += 1;
@@ -162,23 +98,64 @@ fn packed_linear_matches_naive_oracle() {
             let r = residual.then(|| uniform(&mut rng, m * n, -1.0, 1.0));
             let mut got = vec![f32::NAN; m * n];
             let mut want = vec![0.0; m * n];
-            linear_packed(
-                s,
-                &x,
-                &PackedWeight::new(&w, n, k),
-                &b,
-                r.as_deref(),
-                &mut got,
-            );
+            f(s, &x, &w, &b, r.as_deref(), &mut got);
             linear_naive(s, &x, &w, &b, r.as_deref(), &mut want);
             compare(
-                &format!("packed m={m} n={n} k={k} stride={stride} {act:?} residual={residual}"),
+                &format!("{tag} m={m} n={n} k={k} stride={stride} {act:?} residual={residual}"),
                 &got,
                 &want,
                 n,
             );
         }
     }
+    assert!(
+        i >= ACTS.len() * 2,
+        "every activation with and without residual"
+    );
+}
+
+#[test]
+fn linear_matches_naive_oracle() {
+    // The last ones are large enough for the parallel GEMM path (m·n·k ≥ 2^18).
+    let shapes = [
+        (1, 1, 1, 1),
+        (7, 33, 129, 129),
+        (33, 7, 128, 128),
+        (129, 129, 33, 33),
+        (3, 384, 384, 7 * 384),
+        (3, 33, 33, 5 * 33),
+        (5, 33, 7, 9),
+        (4, 9, 12, 13),
+        (65, 96, 64, 64),
+        (129, 130, 131, 131),
+        (200, 300, 400, 400),
+        (37, 1536, 384, 384),
+    ];
+    check_linear("linear", 0x0c0ffee, &shapes, &|s, x, w, b, r, y| {
+        linear(s, x, w, b, r, y)
+    });
+}
+
+/// The CPU executor's packed GEMM against the naive oracle: tile edges in
+/// m (6-row tiles, 48-row blocks) and n (16-column panels), several k slices
+/// (256 long), row strides, products small enough for the unpacked loop.
+#[test]
+fn packed_linear_matches_naive_oracle() {
+    let shapes = [
+        (1, 1, 1, 1),
+        (7, 33, 129, 129),
+        (33, 7, 384, 384),
+        (129, 129, 33, 33),
+        (3, 384, 384, 7 * 384),
+        (384, 17, 512, 512),
+        (49, 1536, 384, 384),
+        (512, 384, 1536, 1536),
+        (97, 48, 257, 300),
+        (6, 16, 256, 256),
+    ];
+    check_linear("packed", 0x9ac4ed, &shapes, &|s, x, w, b, r, y| {
+        linear_packed(s, x, &PackedWeight::new(w, s.n, s.k), b, r, y)
+    });
 }
 
 /// Activations against f64 formulas written out here and published values.

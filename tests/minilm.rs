@@ -22,14 +22,6 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Zeroes the hidden states of padding positions in both `out` and the HF
 /// `want` (its full `last_hidden_state`; the `last_hidden_state_rows` sample
 /// is compared as is only when it has no padding row). Returns how many

@@ -22,22 +22,6 @@ fn goldens() -> Value {
     read_json(&fixtures().join("st/goldens.json"))
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Max |got - want| over rows, asserting `atol + rtol·|want|` everywhere.
 fn check_rows(tag: &str, got: &[Vec<f32>], want: &[Vec<f32>], atol: f32, rtol: f32) -> f32 {
     assert_eq!(got.len(), want.len(), "{tag}: row count");

@@ -70,12 +70,14 @@ impl Default for BatchOptions {
 }
 
 /// The token budget measured best for `model`'s executor (BENCHMARKS.md,
-/// "Token budget"): on the CPU, past a few thousand tokens a forward gains
-/// nothing and a window is cut into fewer, longer-padded batches; a GPU
-/// wants as much as its buffer limits allow.
+/// "Token budget"): on the CPU past 2048 tokens a forward gains nothing;
+/// software adapters (lavapipe, ~1 GFLOP/s for a whole forward) get 512, so
+/// one forward stays far inside the GPU wait timeout; a hardware GPU wants
+/// as much as its buffer limits allow.
 pub fn default_max_tokens(model: &Model) -> usize {
     match model.gpu() {
         None => 2048,
+        Some(g) if g.context().info.device_type == wgpu::DeviceType::Cpu => 512,
         Some(g) => {
             // The widest activation is (tokens, intermediate_size) values;
             // stay under the adapter's largest binding.

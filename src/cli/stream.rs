@@ -24,7 +24,8 @@ pub struct DataArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Padded tokens per forward pass (sequences × longest); default: the
-    /// measured best for the device (CPU 2048, GPU up to 16384).
+    /// measured best for the device (CPU 2048, software adapters 512, GPUs
+    /// up to 16384).
     #[arg(long)]
     pub batch_tokens: Option<usize>,
     /// Sequences per forward pass at most.

@@ -139,14 +139,8 @@ impl Chain {
             )
         })?;
         let st = st.unwrap_or_else(|| SentenceConfig {
-            transformer_path: String::new(),
-            max_seq_length: None,
-            model_max_length: None,
-            pooling_dim: None,
-            do_lower_case: false,
             stages: vec![Stage::Pooling(PoolingConfig::default()), Stage::Normalize],
-            prompts: BTreeMap::new(),
-            default_prompt_name: None,
+            ..SentenceConfig::default()
         });
         if let Some(d) = st.pooling_dim {
             if d != cfg.hidden_size {
@@ -158,12 +152,12 @@ impl Chain {
         }
         let max_length = opts
             .max_seq_length
-            .unwrap_or_else(|| st.max_length(cfg.max_position_embeddings));
+            .unwrap_or_else(|| st.transformer.max_length(cfg.max_position_embeddings));
         let tokenizer = base_tok.reconfigured(
             &cfg,
             &TokenizerOptions {
                 max_length: Some(max_length),
-                lowercase: st.do_lower_case,
+                lowercase: st.transformer.do_lower_case,
             },
         )?;
         let mut pooling = st.pooling().cloned().unwrap_or_default();
@@ -317,21 +311,77 @@ impl Chain {
     }
 
     /// The module chain after pooling, then `dimensions`.
-    fn finish(&self, mut v: Vec<f32>, dimensions: Option<usize>) -> Result<Vec<f32>> {
+    fn finish(&self, v: Vec<f32>, dimensions: Option<usize>) -> Result<Vec<f32>> {
+        self.finish_with(v, None, dimensions)
+    }
+
+    /// The modules after pooling on one pooled vector `v`, then
+    /// `dimensions`. `normalize`: `None` follows the modules, `Some(false)`
+    /// skips their Normalize, `Some(true)` normalises at the end even
+    /// without one (TEI's `normalize` request field).
+    pub fn finish_with(
+        &self,
+        mut v: Vec<f32>,
+        normalize_to: Option<bool>,
+        dimensions: Option<usize>,
+    ) -> Result<Vec<f32>> {
+        self.check_dimensions(dimensions)?;
         for s in &self.post {
             match s {
                 Stage::Dense(d) => v = d.apply(&v)?,
-                Stage::Normalize => normalize(&mut v),
-                Stage::Pooling(_) => {}
+                Stage::Normalize if normalize_to != Some(false) => normalize(&mut v),
+                Stage::Normalize | Stage::Pooling(_) => {}
             }
+        }
+        let normalizes = match normalize_to {
+            Some(n) => n,
+            None => self.normalizes(),
+        };
+        if normalize_to == Some(true) && !self.normalizes() {
+            normalize(&mut v);
         }
         if let Some(d) = dimensions {
             v.truncate(d);
-            if self.normalizes() {
+            if normalizes {
                 normalize(&mut v);
             }
         }
         Ok(v)
+    }
+
+    /// Runs `model` on unpadded token rows (one text each, special tokens
+    /// included) and pools each, leaving its first `prompt_tokens[i]`
+    /// tokens out when the pooling excludes prompts. Returns the pooled
+    /// vectors, before the modules after pooling ([`Chain::finish_with`]).
+    pub fn pool_rows(
+        &self,
+        model: &Model,
+        rows: &[&[u32]],
+        prompt_tokens: &[usize],
+    ) -> Result<Vec<Vec<f32>>> {
+        if rows.len() != prompt_tokens.len() {
+            return Err(Error::input(format!(
+                "{} rows but {} prompt lengths",
+                rows.len(),
+                prompt_tokens.len()
+            )));
+        }
+        let enc = batch::pad_rows(rows, None, self.tokenizer.pad_id())?;
+        let hidden = model.hidden_states(&enc)?; // (batch, seq, hidden)
+        let (seq, h) = (enc.seq, hidden.shape[2]);
+        let mut out = Vec::with_capacity(rows.len());
+        for (b, &skip) in prompt_tokens.iter().enumerate() {
+            let mut v = Vec::with_capacity(self.pooling.output_dim(h));
+            self.pooling.pool(
+                &hidden.data[b * seq * h..(b + 1) * seq * h],
+                &enc.attention_mask[b * seq..(b + 1) * seq],
+                h,
+                skip,
+                &mut v,
+            );
+            out.push(v);
+        }
+        Ok(out)
     }
 }
 
@@ -374,23 +424,12 @@ impl Job for EmbedJob<'_> {
     }
 
     fn run(&self, items: &[&EmbedItem]) -> Result<Vec<Vec<f32>>> {
-        let e = self.chain;
         let rows: Vec<&[u32]> = items.iter().map(|i| i.ids.as_slice()).collect();
-        let enc = batch::pad_rows(&rows, None, e.tokenizer.pad_id())?;
-        let hidden = self.model.hidden_states(&enc)?;
-        let (seq, h) = (enc.seq, hidden.shape[2]);
-        let mut out = Vec::with_capacity(items.len());
-        for b in 0..items.len() {
-            let mut v = Vec::with_capacity(e.pooling.output_dim(h));
-            e.pooling.pool(
-                &hidden.data[b * seq * h..(b + 1) * seq * h],
-                &enc.attention_mask[b * seq..(b + 1) * seq],
-                h,
-                self.prompt.tokens,
-                &mut v,
-            );
-            out.push(e.finish(v, self.dimensions)?);
-        }
-        Ok(out)
+        let skip = vec![self.prompt.tokens; rows.len()];
+        self.chain
+            .pool_rows(self.model, &rows, &skip)?
+            .into_iter()
+            .map(|v| self.chain.finish(v, self.dimensions))
+            .collect()
     }
 }

@@ -29,29 +29,19 @@ pub enum Stage {
     Normalize,
 }
 
-/// Everything the module files say, before the encoder is loaded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SentenceConfig {
-    /// The Transformer module's folder inside the repository (`""` for the root).
-    pub transformer_path: String,
+/// What the Transformer module's files say about tokenization.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransformerConfig {
     /// `max_seq_length` of `sentence_bert_config.json` (or its
     /// `processing_kwargs.text.max_length`), when set.
     pub max_seq_length: Option<usize>,
-    /// `model_max_length` of the Transformer's `tokenizer_config.json`.
+    /// `model_max_length` of the module's `tokenizer_config.json`.
     pub model_max_length: Option<usize>,
-    /// The token width the Pooling config declares (`embedding_dimension`).
-    pub pooling_dim: Option<usize>,
     /// `do_lower_case` of `sentence_bert_config.json`.
     pub do_lower_case: bool,
-    /// The modules after the Transformer.
-    pub stages: Vec<Stage>,
-    /// Named prompts of `config_sentence_transformers.json`.
-    pub prompts: BTreeMap<String, String>,
-    /// The prompt used when none is asked for.
-    pub default_prompt_name: Option<String>,
 }
 
-impl SentenceConfig {
+impl TransformerConfig {
     /// The truncation length for an encoder with `max_positions` positions:
     /// `max_seq_length` when set (sentence-transformers does not cap it;
     /// the tokenizer caps it at `max_positions` with a warning), else the
@@ -63,7 +53,26 @@ impl SentenceConfig {
             (None, None) => max_positions,
         }
     }
+}
 
+/// Everything the module files say, before the encoder is loaded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SentenceConfig {
+    /// The Transformer module's folder inside the repository (`""` for the root).
+    pub transformer_path: String,
+    /// Its truncation and lowercasing.
+    pub transformer: TransformerConfig,
+    /// The token width the Pooling config declares (`embedding_dimension`).
+    pub pooling_dim: Option<usize>,
+    /// The modules after the Transformer.
+    pub stages: Vec<Stage>,
+    /// Named prompts of `config_sentence_transformers.json`.
+    pub prompts: BTreeMap<String, String>,
+    /// The prompt used when none is asked for.
+    pub default_prompt_name: Option<String>,
+}
+
+impl SentenceConfig {
     /// The pooling stage (always present: [`read`] refuses chains without one).
     pub fn pooling(&self) -> Option<&PoolingConfig> {
         self.stages.iter().find_map(|s| match s {
@@ -141,16 +150,7 @@ pub fn read(repo: &Repo) -> Result<Option<SentenceConfig>> {
             "expected a JSON array of modules",
         ));
     };
-    let mut out = SentenceConfig {
-        transformer_path: String::new(),
-        max_seq_length: None,
-        model_max_length: None,
-        pooling_dim: None,
-        do_lower_case: false,
-        stages: Vec::new(),
-        prompts: BTreeMap::new(),
-        default_prompt_name: None,
-    };
+    let mut out = SentenceConfig::default();
     for (i, entry) in entries.iter().enumerate() {
         let type_name = entry
             .get("type")
@@ -166,7 +166,7 @@ pub fn read(repo: &Repo) -> Result<Option<SentenceConfig>> {
         match (i, k) {
             (0, Kind::Transformer) => {
                 out.transformer_path = path.to_string();
-                read_transformer(repo, path, &mut out, "feature-extraction")?;
+                out.transformer = read_transformer(repo, path, "feature-extraction")?;
             }
             (0, _) | (_, Kind::Transformer) => {
                 return Err(Error::Unsupported(format!(
@@ -211,11 +211,8 @@ pub fn read(repo: &Repo) -> Result<Option<SentenceConfig>> {
 /// length and the activation `CrossEncoder.predict` applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrossEncoderConfig {
-    /// `max_seq_length` (or `processing_kwargs.text.max_length`) of
-    /// `sentence_bert_config.json`.
-    pub max_seq_length: Option<usize>,
-    /// `model_max_length` of `tokenizer_config.json`.
-    pub model_max_length: Option<usize>,
+    /// Truncation and lowercasing.
+    pub transformer: TransformerConfig,
     /// The activation's class path: `config_sentence_transformers.json`'s
     /// `activation_fn` (sentence-transformers 6), else `config.json`'s
     /// `sentence_transformers.activation_fn` (4–5) or
@@ -223,32 +220,10 @@ pub struct CrossEncoderConfig {
     pub activation_fn: Option<String>,
 }
 
-impl CrossEncoderConfig {
-    /// The truncation length for `max_positions` positions (see
-    /// [`SentenceConfig::max_length`]).
-    pub fn max_length(&self, max_positions: usize) -> usize {
-        match (self.max_seq_length, self.model_max_length) {
-            (Some(n), _) => n,
-            (None, Some(m)) => m.min(max_positions),
-            (None, None) => max_positions,
-        }
-    }
-}
-
 /// Reads a cross-encoder's files (all optional: a plain
 /// `BertForSequenceClassification` folder is a cross-encoder too).
 pub fn read_cross_encoder(repo: &Repo) -> Result<CrossEncoderConfig> {
-    let mut st = SentenceConfig {
-        transformer_path: String::new(),
-        max_seq_length: None,
-        model_max_length: None,
-        pooling_dim: None,
-        do_lower_case: false,
-        stages: Vec::new(),
-        prompts: BTreeMap::new(),
-        default_prompt_name: None,
-    };
-    read_transformer(repo, "", &mut st, "sequence-classification")?;
+    let transformer = read_transformer(repo, "", "sequence-classification")?;
     let mut activation_fn = None;
     if let Some(p) = repo.file("config_sentence_transformers.json") {
         activation_fn = read_json(&p)?
@@ -267,13 +242,13 @@ pub fn read_cross_encoder(repo: &Repo) -> Result<CrossEncoderConfig> {
         }
     }
     Ok(CrossEncoderConfig {
-        max_seq_length: st.max_seq_length,
-        model_max_length: st.model_max_length,
+        transformer,
         activation_fn,
     })
 }
 
-fn read_transformer(repo: &Repo, path: &str, out: &mut SentenceConfig, task: &str) -> Result<()> {
+fn read_transformer(repo: &Repo, path: &str, task: &str) -> Result<TransformerConfig> {
+    let mut out = TransformerConfig::default();
     // The names sentence-transformers tries, in its order.
     const NAMES: [&str; 7] = [
         "sentence_bert_config.json",
@@ -322,7 +297,7 @@ fn read_transformer(repo: &Repo, path: &str, out: &mut SentenceConfig, task: &st
     if let Some(p) = repo.file(&join(path, "tokenizer_config.json")) {
         out.model_max_length = read_json(&p)?.get("model_max_length").and_then(as_len);
     }
-    Ok(())
+    Ok(out)
 }
 
 fn read_pooling(repo: &Repo, path: &str) -> Result<(PoolingConfig, Option<usize>)> {

@@ -7,8 +7,10 @@
 //! `MC × NC` block of `Y`; for each `kc` slice of `k` it packs its rows of
 //! `X` into 6-row panels (`MC × kc` floats, L2), then runs every 16-column
 //! weight panel (`kc × 16`, L1) against every 6-row panel. Tasks run on
-//! rayon. Without AVX2 + FMA, or for shapes too small to pay for packing,
-//! the `gemm` crate runs instead (same results up to rounding).
+//! rayon. Products too small to pay for packing `X` (the pooler, heads) run
+//! as plain loops over the panels. Without AVX2 + FMA the weight is kept
+//! transposed instead and the `gemm` crate runs (same results up to
+//! rounding).
 
 use rayon::prelude::*;
 
@@ -28,23 +30,37 @@ const KC_MAX: usize = 256;
 /// before the next: `MC × CHUNK` floats stay in L2.
 const CHUNK: usize = 256;
 
-/// A weight matrix `(n, k)` packed as `ceil(n / 16)` panels of `[k][16]`
-/// (columns past `n` are zero), plus the `(k, n)` copy the fallback uses.
+/// A weight matrix `(n, k)` laid out for the CPU this runs on: with AVX2 +
+/// FMA, `ceil(n / 16)` panels of `[k][16]` (columns past `n` are zero);
+/// otherwise the `(k, n)` transpose the `gemm` crate packs fastest. One copy
+/// either way.
 #[derive(Debug, Clone)]
 pub struct PackedWeight {
     /// Output columns.
     pub n: usize,
     /// Reduction length.
     pub k: usize,
-    panels: Vec<f32>,
-    /// (k, n) row-major, for the `gemm` fallback.
-    in_out: Vec<f32>,
+    layout: Layout,
+}
+
+#[derive(Debug, Clone)]
+enum Layout {
+    Panels(Vec<f32>),
+    /// (k, n) row-major.
+    InOut(Vec<f32>),
 }
 
 impl PackedWeight {
     /// Packs `w`, HF's `(out_features, in_features)` = `(n, k)`.
     pub fn new(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "w shape");
+        if !has_avx2_fma() {
+            return PackedWeight {
+                n,
+                k,
+                layout: Layout::InOut(super::linear::transpose(w, n, k)),
+            };
+        }
         let np = n.div_ceil(NR);
         let mut panels = vec![0.0f32; np * k * NR];
         for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
@@ -58,8 +74,7 @@ impl PackedWeight {
         PackedWeight {
             n,
             k,
-            panels,
-            in_out: super::linear::transpose(w, n, k),
+            layout: Layout::Panels(panels),
         }
     }
 }
@@ -93,9 +108,15 @@ pub fn linear_packed(
         ..
     } = s;
     assert_eq!((w.n, w.k), (n, k), "packed weight shape");
-    // Tiny products (the pooler, classifier heads) do not pay for packing.
-    if !has_avx2_fma() || m * n * k < 1 << 16 || k == 0 {
-        return linear_with_layout(s, x, &w.in_out, WeightLayout::InOut, b, residual, y);
+    let panels = match &w.layout {
+        Layout::InOut(t) => {
+            return linear_with_layout(s, x, t, WeightLayout::InOut, b, residual, y)
+        }
+        Layout::Panels(p) => p,
+    };
+    // Tiny products (the pooler, classifier heads) do not pay for packing X.
+    if m * n * k < 1 << 16 || k == 0 || m == 0 {
+        return small(s, x, panels, b, residual, y);
     }
     assert!(x_row_stride >= k, "x_row_stride < k");
     assert!(x.len() >= (m - 1) * x_row_stride + k, "x too short");
@@ -123,7 +144,7 @@ pub fn linear_packed(
         let cols = jb * nc..((jb + 1) * nc).min(n);
         // SAFETY: tasks cover disjoint (rows, cols) blocks of y, and
         // `block` writes only inside its block.
-        unsafe { block(s, x, w, b, residual, y_ptr, rows, cols, kc) };
+        unsafe { block(s, x, panels, b, residual, y_ptr, rows, cols, kc) };
     });
 }
 
@@ -143,7 +164,7 @@ unsafe impl Sync for SendPtr {}
 unsafe fn block(
     s: LinearShape,
     x: &[f32],
-    w: &PackedWeight,
+    panels: &[f32],
     b: &[f32],
     residual: Option<&[f32]>,
     y: SendPtr,
@@ -174,7 +195,7 @@ unsafe fn block(
             let mut c0 = chunk.start;
             while c0 < chunk.end {
                 let width = NR.min(n - c0);
-                let bp = w.panels.as_ptr().add(((c0 / NR) * k + pc) * NR);
+                let bp = panels.as_ptr().add(((c0 / NR) * k + pc) * NR);
                 for r in 0..mr_panels {
                     let r0 = rows.start + r * MR;
                     let height = MR.min(rows.end - r0);
@@ -210,6 +231,38 @@ unsafe fn block(
             epilogue(s.act, yrow, &b[chunk.clone()], res);
         }
         c_start = chunk.end;
+    }
+}
+
+/// A product too small to pack `X` for: plain loops over the panels.
+fn small(
+    s: LinearShape,
+    x: &[f32],
+    panels: &[f32],
+    b: &[f32],
+    residual: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let (m, n, k) = (s.m, s.n, s.k);
+    assert!(
+        m == 0 || x.len() >= (m - 1) * s.x_row_stride + k,
+        "x too short"
+    );
+    assert_eq!(y.len(), m * n, "y shape");
+    for i in 0..m {
+        let xr = &x[i * s.x_row_stride..i * s.x_row_stride + k];
+        let yr = &mut y[i * n..(i + 1) * n];
+        for (p, yc) in yr.chunks_mut(NR).enumerate() {
+            let mut acc = [0.0f32; NR];
+            let panel = &panels[p * k * NR..(p + 1) * k * NR];
+            for (kk, &a) in xr.iter().enumerate() {
+                for (o, &w) in acc.iter_mut().zip(&panel[kk * NR..(kk + 1) * NR]) {
+                    *o = a.mul_add(w, *o);
+                }
+            }
+            yc.copy_from_slice(&acc[..yc.len()]);
+        }
+        epilogue(s.act, yr, b, residual.map(|r| &r[i * n..(i + 1) * n]));
     }
 }
 

@@ -47,25 +47,26 @@ impl CrossEncoder {
             None if model.config().num_labels == 1 => DenseActivation::Sigmoid,
             None => DenseActivation::Identity,
         };
-        let max =
-            max_length.unwrap_or_else(|| ce.max_length(model.config().max_position_embeddings));
-        Self::from_model(model, activation, max)
+        let max = max_length.unwrap_or_else(|| {
+            ce.transformer
+                .max_length(model.config().max_position_embeddings)
+        });
+        let tok = TokenizerOptions {
+            max_length: Some(max),
+            lowercase: ce.transformer.do_lower_case,
+        };
+        Self::from_model(model, activation, &tok)
     }
 
-    /// Wraps a loaded sequence-classification model.
+    /// Wraps a loaded sequence-classification model; `tok` sets its
+    /// truncation and lowercasing.
     pub fn from_model(
         model: Model,
         activation: DenseActivation,
-        max_length: usize,
+        tok: &TokenizerOptions,
     ) -> Result<Self> {
         require_head(&model, Head::SequenceClassification, "reranking")?;
-        let tokenizer = super::tokenizer(&model)?.reconfigured(
-            model.config(),
-            &TokenizerOptions {
-                max_length: Some(max_length),
-                lowercase: false,
-            },
-        )?;
+        let tokenizer = super::tokenizer(&model)?.reconfigured(model.config(), tok)?;
         Ok(CrossEncoder {
             model,
             tokenizer,
@@ -76,6 +77,11 @@ impl CrossEncoder {
     /// The model.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The tokenizer (with the model's truncation and lowercasing).
+    pub fn tokenizer(&self) -> &BertTokenizer {
+        &self.tokenizer
     }
 
     /// The activation applied to the logits.

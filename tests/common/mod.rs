@@ -7,6 +7,54 @@ use bert_wgpu::infer::{parse_request, Request};
 use bert_wgpu::{Device, LoadOptions, Model, Outputs, Tensor};
 use serde_json::Value;
 
+/// The `bert-wgpu` binary, run from the package root, offline, without the
+/// caller's model or log settings.
+pub fn bin_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bert-wgpu"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .env_remove("BERT_WGPU_MODEL")
+        .env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+/// Runs the binary with `args`, feeding `stdin`.
+pub fn run_bin(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = bin_command()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start bert-wgpu");
+    {
+        let mut input = child.stdin.take().unwrap();
+        // The process may exit before reading everything; that is fine.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A JSON array of strings.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A JSON array of numbers as f32.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
