@@ -86,6 +86,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The HTTP server could not start or serve.
+    #[error("server: {0}")]
+    Server(String),
     /// The Hugging Face Hub could not provide the files.
     #[error("hub: {0}")]
     Hub(String),

@@ -45,6 +45,8 @@ pub mod metrics;
 pub mod model;
 pub mod npy;
 pub mod pipelines;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod source;
 pub mod tokenize;
 pub mod weights;

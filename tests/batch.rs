@@ -28,6 +28,11 @@ fn plan_respects_limits_groups_and_covers_every_input_once() {
         let limits = Limits {
             max_tokens: rng.random_range(1..5000),
             max_sequences: rng.random_range(1..64),
+            min_fill: if trial % 2 == 0 {
+                0.0
+            } else {
+                rng.random_range(0.1..0.95)
+            },
         };
         let batches = schedule::plan(&shapes, limits);
         let mut seen = vec![false; n];
@@ -49,6 +54,13 @@ fn plan_respects_limits_groups_and_covers_every_input_once() {
                     seqs * len <= limits.max_tokens,
                     "trial {trial}: {} tokens",
                     seqs * len
+                );
+                let real: usize = b.iter().map(|&i| shapes[i].sequences * shapes[i].len).sum();
+                assert!(
+                    real as f32 >= limits.min_fill * (seqs * len) as f32,
+                    "trial {trial}: fill {real}/{} under {}",
+                    seqs * len,
+                    limits.min_fill
                 );
             }
             for &i in b {
@@ -76,6 +88,7 @@ fn plan_sorts_by_length_so_batches_pad_little() {
         Limits {
             max_tokens: 1200,
             max_sequences: 4,
+            min_fill: 0.0,
         },
     );
     // The four short ones together, then the long ones (4 × 310 > 1200).
@@ -131,6 +144,7 @@ fn outputs_come_in_input_order_across_windows() {
         Limits {
             max_tokens: 200,
             max_sequences: 16,
+            min_fill: 0.0,
         },
         64,
         &mut |o| {
@@ -158,6 +172,7 @@ fn everything_before_a_bad_input_is_written_then_its_line_is_named() {
             Limits {
                 max_tokens: 100,
                 max_sequences: 2,
+                min_fill: 0.0,
             },
             window,
             &mut |o| {
@@ -199,6 +214,7 @@ fn a_malformed_row_stops_the_stream_after_the_rows_before_it() {
         Limits {
             max_tokens: 100,
             max_sequences: 4,
+            min_fill: 0.0,
         },
         4,
         &mut |o| {

@@ -47,13 +47,16 @@ pub trait Job: Sync {
 }
 
 /// Batching options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchOptions {
     /// Padded tokens per forward pass (sequences × longest); `None`: the
     /// device's default ([`default_max_tokens`]).
     pub max_tokens: Option<usize>,
     /// Sequences per forward pass.
     pub max_sequences: usize,
+    /// Least real/padded token ratio of a batch ([`Limits::min_fill`]);
+    /// `None`: the device's default ([`default_min_fill`]).
+    pub min_fill: Option<f32>,
     /// Inputs read, tokenized and sorted together. Larger windows pad less
     /// and hold more in memory.
     pub window: usize,
@@ -64,6 +67,7 @@ impl Default for BatchOptions {
         BatchOptions {
             max_tokens: None,
             max_sequences: 512,
+            min_fill: None,
             window: 4096,
         }
     }
@@ -90,6 +94,18 @@ pub fn default_max_tokens(model: &Model) -> usize {
     }
 }
 
+/// The least fill measured best for `model`'s executor (BENCHMARKS.md,
+/// "Server"): the CPU executors (ours, and lavapipe's) run padding as real
+/// work, so a batch mixes lengths only when it stays 90 % real (server at
+/// 32 clients: 66 texts/s at 0.9, 47 at 0); corpus jobs, whose windows sort
+/// thousands of inputs, barely change. Hardware GPUs, unmeasured, get 0.5.
+pub fn default_min_fill(model: &Model) -> f32 {
+    match model.gpu() {
+        Some(g) if g.context().info.device_type != wgpu::DeviceType::Cpu => 0.5,
+        _ => 0.9,
+    }
+}
+
 impl BatchOptions {
     /// The limits for `model`: the options, defaults filled in.
     pub fn limits(&self, model: &Model) -> Limits {
@@ -99,6 +115,10 @@ impl BatchOptions {
                 .unwrap_or_else(|| default_max_tokens(model))
                 .max(1),
             max_sequences: self.max_sequences.max(1),
+            min_fill: self
+                .min_fill
+                .unwrap_or_else(|| default_min_fill(model))
+                .clamp(0.0, 1.0),
         }
     }
 }

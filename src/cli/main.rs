@@ -67,6 +67,10 @@ enum Command {
     /// classification on (query, text) pairs), as sentence-transformers'
     /// CrossEncoder.rank / predict.
     Rerank(embed::RerankArgs),
+    /// An HTTP server (TEI's routes and OpenAI's /v1/embeddings) with
+    /// dynamic batching across requests; Ctrl-C or SIGTERM finishes the
+    /// requests in flight and exits.
+    Serve(serve::ServeArgs),
     /// Time forward passes: median/min/max, tokens/s, GFLOP/s.
     Bench(measure::BenchArgs),
     /// Time every GPU kernel variant on a model shape and save the fastest
@@ -254,6 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Embed(args) => embed::embed(&args),
         Command::Rerank(args) => embed::rerank(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Classify {
             task,
             texts,
@@ -357,5 +362,6 @@ fn main() -> ExitCode {
 
 mod embed;
 mod measure;
+mod serve;
 mod stream;
 mod tasks;

@@ -46,6 +46,7 @@ impl DataArgs {
         BatchOptions {
             max_tokens: self.batch_tokens,
             max_sequences: self.batch_size,
+            min_fill: None,
             window: self.window,
         }
     }

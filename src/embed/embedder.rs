@@ -25,7 +25,7 @@ pub struct EmbedderOptions {
 }
 
 /// Per-call options of [`SentenceEmbedder::encode`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EncodeOptions {
     /// A prompt of `config_sentence_transformers.json` by name.
     pub prompt_name: Option<String>,

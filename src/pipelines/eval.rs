@@ -114,9 +114,12 @@ fn row_err(path: &Path, row: usize, field: &str, message: impl Into<String>) -> 
 /// Indices cut into batches by the batcher's scheduler: sorted by (group,
 /// length), at most `batch_size` sequences and the token budget each.
 fn buckets(model: &Model, shapes: &[Shape], opts: &EvalOptions) -> Vec<Vec<usize>> {
+    // Any padding: the loss (HF's mean of per-batch losses) depends on how
+    // examples are batched, and `--batch-size` alone should decide that.
     let limits = BatchOptions {
         max_tokens: opts.batch_tokens,
         max_sequences: opts.batch_size.max(1),
+        min_fill: Some(0.0),
         ..BatchOptions::default()
     }
     .limits(model);
