@@ -892,3 +892,60 @@ fn eval_human_output_and_bad_rows() {
         "{err}"
     );
 }
+
+#[test]
+fn eval_streams_windows_to_the_same_report() {
+    // Windows of one or two rows (read, run and summed a window at a time)
+    // give what one window over the whole file gives, for every task, when
+    // batches are of one example (the loss then does not depend on how
+    // examples are grouped).
+    for (m, task, file) in [
+        ("seqcls", "classify", "seqcls.jsonl"),
+        ("ner", "ner", "ner.jsonl"),
+        ("mc", "choose", "mc.jsonl"),
+        ("qa", "qa", "qa.jsonl"),
+    ] {
+        let whole = eval_json(m, task, &data(file), &["--batch-size", "1"]);
+        for w in ["1", "2"] {
+            let r = eval_json(m, task, &data(file), &["--batch-size", "1", "--window", w]);
+            let (a, b) = (whole.as_object().unwrap(), r.as_object().unwrap());
+            assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+            for (k, v) in a {
+                match v.as_f64() {
+                    Some(x) => assert!(
+                        (x - b[k].as_f64().unwrap()).abs() <= 1e-9,
+                        "{task} window {w}: {k} {x} vs {}",
+                        b[k]
+                    ),
+                    None => assert_eq!(v, &b[k]),
+                }
+            }
+        }
+    }
+    // A bad row after good ones: the error names it, nothing is printed.
+    let p = tmp_file(
+        "late-bad.jsonl",
+        &format!(
+            "{}{{\"text\": \"b\", \"label\": \"HAPPY\"}}\n",
+            "{\"text\": \"a\", \"label\": \"POSITIVE\"}\n".repeat(5)
+        ),
+    );
+    let md = model_dir("seqcls");
+    let out = bin(&[
+        "eval",
+        "--task",
+        "classify",
+        "--model",
+        md.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--data",
+        p.to_str().unwrap(),
+        "--window",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 6") && err.contains("HAPPY"), "{err}");
+}

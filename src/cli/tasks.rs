@@ -231,9 +231,8 @@ pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool) -> anyhow::Result<
     let path = a
         .data
         .data
-        .as_ref()
+        .clone()
         .ok_or_else(|| Error::Input("eval needs --data FILE".into()))?;
-    let data = datasets::read_dataset(path, task)?;
     let head = match task {
         Task::Classification => Head::SequenceClassification,
         Task::TokenClassification => Head::TokenClassification,
@@ -250,33 +249,52 @@ pub fn eval(a: &TaskArgs, kind: &str, label_all_tokens: bool) -> anyhow::Result<
             ..Default::default()
         },
     };
-    let bar = if !crate::show_progress() {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.set_message(if task == Task::QuestionAnswering {
-            "windows"
-        } else {
-            "examples"
-        });
-        b
-    };
-    let report = eval::evaluate(&m, path, &data, &opts, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .with_context(|| format!("evaluating {}", path.display()));
-    bar.finish_and_clear();
-    let report = report?;
+    // The rows stream through the batcher; only the sums are kept.
+    let report = match task {
+        Task::Classification => {
+            let job = eval::ClassifyEval::new(&m, &path)?;
+            run_eval(&job, &m, a, datasets::text_example, &opts)
+        }
+        Task::TokenClassification => {
+            let job = eval::TokensEval::new(&m, &path, label_all_tokens)?;
+            run_eval(&job, &m, a, datasets::token_example, &opts)
+        }
+        Task::MultipleChoice => {
+            let job = eval::ChoiceEval::new(&m, &path)?;
+            run_eval(&job, &m, a, datasets::choice_example, &opts)
+        }
+        Task::QuestionAnswering => {
+            let job = eval::QaEval::new(&m, &opts.qa)?;
+            run_eval(&job, &m, a, datasets::qa_example, &opts)
+        }
+    }
+    .with_context(|| format!("evaluating {}", path.display()))?;
     if a.json {
         print_out(a, &format!("{}\n", serde_json::to_string(&report)?))
     } else {
         print_out(a, &render::eval_table(&report))
     }
+}
+
+fn run_eval<J: eval::EvalJob>(
+    job: &J,
+    model: &bert_wgpu::Model,
+    a: &TaskArgs,
+    parse: fn(&std::path::Path, &datasets::Row) -> bert_wgpu::Result<J::Input>,
+    opts: &eval::EvalOptions,
+) -> anyhow::Result<eval::EvalReport>
+where
+    J::Input: 'static,
+{
+    let inputs = Inputs::new(Vec::new(), &a.data, parse)?;
+    let mut total = eval::Stats::default();
+    let batch = bert_wgpu::batch::BatchOptions {
+        window: a.data.window,
+        ..opts.batch()
+    };
+    stream::drive(job, model, inputs, &batch, &mut |s| {
+        total.add(&s);
+        Ok(())
+    })?;
+    Ok(job.report(&total))
 }
