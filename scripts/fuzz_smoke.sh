@@ -9,6 +9,9 @@
 # FUZZ_SANITIZER: none (default; the code under test is safe Rust, so
 # panics, overflows and OOMs are what a short run finds) or address (ASan,
 # as in the 10-minute runs of fuzz/README.md; ~2x slower).
+# FUZZ_DEV=1 builds the targets unoptimised (`cargo fuzz build --dev`):
+# half the build time (2.5 vs 4.7 min on 2 cores), 5-17x fewer executions
+# per second; CI uses it, as its smoke run is mostly the seeds.
 # Needs a nightly toolchain and cargo-fuzz; installs them when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,9 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 flags=(-s "$sanitizer" --debug-assertions)
+if [ "${FUZZ_DEV:-0}" = 1 ]; then
+  flags+=(--dev)
+fi
 cargo +nightly fuzz build "${flags[@]}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
