@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{logits_of, row_err, EvalJob, EvalReport, Stats};
+use super::{logits_of, unlabelled, EvalJob, EvalReport, Stats};
 use crate::batch::{Job, Shape};
 use crate::datasets::ChoiceExample;
 use crate::error::{Error, Result};
@@ -74,12 +74,7 @@ impl Job for ChoiceEval<'_> {
 
     fn prepare(&self, e: ChoiceExample) -> Result<Self::Item> {
         let Some(l) = e.label else {
-            return Err(row_err(
-                &self.path,
-                e.line,
-                "label",
-                "missing (eval needs labelled rows)",
-            ));
+            return Err(unlabelled(&self.path, e.line, "label"));
         };
         let enc = choice_encoding(self.tok, e.context.as_deref(), &e.question, &e.options)?;
         Ok((enc, l as i64))

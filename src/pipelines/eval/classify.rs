@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{logits_of, row_err, single, EvalJob, EvalReport, Stats};
+use super::{logits_of, row_err, single, unlabelled, EvalJob, EvalReport, Stats};
 use crate::batch::{Job, Shape};
 use crate::config::{BertConfig, ProblemType};
 use crate::datasets::{class_index, LabelValue, TextExample};
@@ -122,12 +122,7 @@ impl Job for ClassifyEval<'_> {
 
     fn prepare(&self, e: TextExample) -> Result<Self::Item> {
         let Some(l) = &e.label else {
-            return Err(row_err(
-                &self.path,
-                e.line,
-                "label",
-                "missing (eval needs labelled rows)",
-            ));
+            return Err(unlabelled(&self.path, e.line, "label"));
         };
         let t = self
             .target(l)

@@ -270,6 +270,11 @@ fn row_err(path: &Path, row: usize, field: &str, message: impl Into<String>) -> 
     }
 }
 
+/// The error of a row without its label.
+fn unlabelled(path: &Path, row: usize, field: &str) -> Error {
+    row_err(path, row, field, "missing (eval needs labelled rows)")
+}
+
 /// One sequence of `len` tokens in `group`.
 fn single(len: usize, group: u64) -> Shape {
     Shape {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{logits_of, row_err, single, EvalJob, EvalReport, Stats};
+use super::{logits_of, row_err, single, unlabelled, EvalJob, EvalReport, Stats};
 use crate::batch::{Job, Shape};
 use crate::datasets::{class_index, prepare_token_labels, TokenExample, TokenFeature};
 use crate::error::Result;
@@ -43,12 +43,7 @@ impl Job for TokensEval<'_> {
 
     fn prepare(&self, e: TokenExample) -> Result<TokenFeature> {
         let Some(labels) = &e.labels else {
-            return Err(row_err(
-                &self.path,
-                e.line,
-                "labels",
-                "missing (eval needs labelled rows)",
-            ));
+            return Err(unlabelled(&self.path, e.line, "labels"));
         };
         let cfg = self.model.config();
         let ids = labels
