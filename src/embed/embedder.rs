@@ -269,7 +269,7 @@ impl Chain {
     }
 
     /// Checks `dimensions` against the embedding width.
-    fn check_dimensions(&self, dims: Option<usize>) -> Result<()> {
+    pub fn check_dimensions(&self, dims: Option<usize>) -> Result<()> {
         match dims {
             Some(0) => Err(Error::input("dimensions must be at least 1")),
             Some(d) if d > self.dim() => Err(Error::input(format!(

@@ -120,7 +120,7 @@ pub enum Texts {
 }
 
 impl Texts {
-    /// The texts, and whether one was sent bare.
+    /// The texts (one when a bare string was sent).
     pub fn into_vec(self) -> Vec<String> {
         match self {
             Texts::One(t) => vec![t],

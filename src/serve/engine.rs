@@ -136,34 +136,6 @@ impl Engine {
         Self::new(backend, kind, max_input_length, source)
     }
 
-    /// Serves an embedder already loaded.
-    pub fn from_embedder(
-        st: SentenceEmbedder,
-        max_input_length: Option<usize>,
-        model_id: &str,
-    ) -> Result<Self> {
-        Self::new(
-            Backend::Embed(st),
-            Kind::Embedding,
-            max_input_length,
-            model_id,
-        )
-    }
-
-    /// Serves a cross-encoder / classifier already loaded.
-    pub fn from_cross_encoder(
-        ce: CrossEncoder,
-        max_input_length: Option<usize>,
-        model_id: &str,
-    ) -> Result<Self> {
-        let kind = if ce.model().config().num_labels == 1 {
-            Kind::Reranker
-        } else {
-            Kind::Classifier
-        };
-        Self::new(Backend::Classify(ce), kind, max_input_length, model_id)
-    }
-
     fn new(
         backend: Backend,
         kind: Kind,
@@ -347,6 +319,17 @@ impl Engine {
         st.chain()
             .finish_with(v, normalize, dimensions)
             .map_err(|e| InputError::Invalid(short(&e)))
+    }
+
+    /// Checks a request's `dimensions` against the embedding width.
+    pub fn check_dimensions(&self, dims: Option<usize>) -> std::result::Result<(), InputError> {
+        match self.embedder() {
+            Some(st) => st
+                .chain()
+                .check_dimensions(dims)
+                .map_err(|e| InputError::Invalid(short(&e))),
+            None => Ok(()),
+        }
     }
 
     /// The width of an embedding.

@@ -187,12 +187,37 @@ impl AppState {
     }
 
     fn check_dimensions(&self, dims: Option<usize>) -> Result<(), ApiError> {
-        let width = self.engine.embedding_dim().unwrap_or(0);
-        match dims {
-            Some(d) if d == 0 || d > width => Err(ApiError::validation(format!(
-                "dimensions: must be between 1 and the model's embedding width {width}; got {d}"
-            ))),
-            _ => Ok(()),
+        // The embedder's message names the field already.
+        self.engine.check_dimensions(dims).map_err(|e| match e {
+            InputError::Invalid(m) => ApiError::validation(m),
+            other => input_error("dimensions", other),
+        })
+    }
+
+    /// Runs embedding rows and finishes each vector for the request.
+    async fn embed_rows(
+        &self,
+        rows: Vec<Row>,
+        normalize: Option<bool>,
+        dimensions: Option<usize>,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
+        self.run(rows)
+            .await?
+            .into_iter()
+            .map(|v| self.engine.finish_embedding(v, normalize, dimensions))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| input_error("dimensions", e))
+    }
+}
+
+/// Names input `i` of a request field: `name` alone when one input was
+/// sent bare, else `name[i]`.
+fn namer(name: &'static str, bare: bool) -> impl Fn(usize) -> String + Send + 'static {
+    move |i| {
+        if bare {
+            name.to_string()
+        } else {
+            format!("{name}[{i}]")
         }
     }
 }
@@ -234,13 +259,7 @@ async fn embed(State(s): State<Arc<AppState>>, body: Body) -> Response {
         let rows = s
             .rows(inputs, prompt, truncate, |i| format!("inputs[{i}]"))
             .await?;
-        let vectors = s
-            .run(rows)
-            .await?
-            .into_iter()
-            .map(|v| s.engine.finish_embedding(v, req.normalize, req.dimensions))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| input_error("inputs", e))?;
+        let vectors = s.embed_rows(rows, req.normalize, req.dimensions).await?;
         Ok(Json(vectors).into_response())
     })
     .await
@@ -322,13 +341,7 @@ async fn predict(State(s): State<Arc<AppState>>, body: Body) -> Response {
         let (inputs, batch) = predict_inputs(req.inputs)?;
         s.check_count("inputs", inputs.len())?;
         let rows = s
-            .rows(inputs, Prompt::default(), truncate, move |i| {
-                if batch {
-                    format!("inputs[{i}]")
-                } else {
-                    "inputs".into()
-                }
-            })
+            .rows(inputs, Prompt::default(), truncate, namer("inputs", !batch))
             .await?;
         let mut answers: Vec<_> = s
             .run(rows)
@@ -414,13 +427,6 @@ async fn openai_embeddings(State(s): State<Arc<AppState>>, body: Body) -> Respon
         };
         s.check_dimensions(req.dimensions)?;
         let truncate = s.opts.auto_truncate;
-        let field = |bare: bool, i: usize| {
-            if bare {
-                "input".to_string()
-            } else {
-                format!("input[{i}]")
-            }
-        };
         let rows = match req.input {
             OpenAiInput::One(t) => s.texts_rows(vec![t], true, truncate).await?,
             OpenAiInput::Many(v) => s.texts_rows(v, false, truncate).await?,
@@ -435,31 +441,27 @@ async fn openai_embeddings(State(s): State<Arc<AppState>>, body: Body) -> Respon
                     .map(|(i, ids)| {
                         s.engine
                             .ids_row(ids, truncate)
-                            .map_err(|e| input_error(&field(false, i), e))
+                            .map_err(|e| input_error(&format!("input[{i}]"), e))
                     })
                     .collect::<Result<Vec<_>, _>>()?
             }
         };
         let prompt_tokens: usize = rows.iter().map(|r| r.ids.len()).sum();
         let data: Vec<Value> = s
-            .run(rows)
+            .embed_rows(rows, None, req.dimensions)
             .await?
             .into_iter()
             .enumerate()
             .map(|(index, v)| {
-                let v = s
-                    .engine
-                    .finish_embedding(v, None, req.dimensions)
-                    .map_err(|e| input_error("input", e))?;
                 let embedding = if base64 {
                     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                     Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
                 } else {
                     json!(v)
                 };
-                Ok(json!({"object": "embedding", "index": index, "embedding": embedding}))
+                json!({"object": "embedding", "index": index, "embedding": embedding})
             })
-            .collect::<Result<_, ApiError>>()?;
+            .collect();
         Ok(Json(json!({
             "object": "list",
             "data": data,
@@ -485,14 +487,8 @@ impl AppState {
             .prompt(None)
             .map_err(|e| input_error("input", e))?;
         let inputs = texts.into_iter().map(|t| (t, None)).collect();
-        self.rows(inputs, prompt, truncate, move |i| {
-            if bare {
-                "input".into()
-            } else {
-                format!("input[{i}]")
-            }
-        })
-        .await
+        self.rows(inputs, prompt, truncate, namer("input", bare))
+            .await
     }
 }
 
