@@ -1,5 +1,5 @@
-// embeddings.wgsl — BERT embeddings: gather + sum + LayerNorm,
-// out[t] = LN(word[ids[t]] + token_type[types[t]] + position[t % seq]) · γ + β.
+// embeddings.wgsl — BERT-family embeddings: gather + sum + LayerNorm,
+// out[t] = LN(word[ids[t]] + token_type[types[t]] + position[positions[t]]) · γ + β.
 // Twin of src/kernels/embeddings.rs.
 //
 // Assembled as PREAMBLE + common.wgsl + embeddings.wgsl (the scalar PREAMBLE;
@@ -9,13 +9,17 @@
 // Bindings (group 0):
 //   0  ids:        array<u32> read        (batch·seq) word ids
 //   1  types:      array<u32> read        (batch·seq) token type ids
-//   2  word:       array<ST>  read        (vocab, hidden)
-//   3  position:   array<ST>  read        (max_pos, hidden); token t uses row t % seq
-//   4  token_type: array<ST>  read        (type_vocab, hidden)
-//   5  gamma:      array<f32> read        (hidden)
-//   6  beta:       array<f32> read        (hidden)
-//   7  out:        array<ST>  read_write  (batch·seq, hidden)
-//   8  p:          uniform EmbParams
+//   2  positions:  array<u32> read        (batch·seq) position ids (arange(seq)
+//                                         per row for BERT; RoBERTa's come
+//                                         from the ids, made on the host)
+//   3  word:       array<ST>  read        (vocab, hidden)
+//   4  position:   array<ST>  read        (max_pos, hidden)
+//   5  token_type: array<ST>  read        (type_vocab, hidden); one zero row
+//                                         for models without token types
+//   6  gamma:      array<f32> read        (hidden)
+//   7  beta:       array<f32> read        (hidden)
+//   8  out:        array<ST>  read_write  (batch·seq, hidden)
+//   9  p:          uniform EmbParams
 //
 // struct EmbParams { tokens: u32, seq: u32, hidden: u32, eps: f32, vocab: u32,
 //                    max_pos: u32, type_vocab: u32, _pad0: u32 }  (32 bytes)
@@ -49,13 +53,14 @@ struct EmbParams {
 
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
 @group(0) @binding(1) var<storage, read> types: array<u32>;
-@group(0) @binding(2) var<storage, read> word: array<ST>;
-@group(0) @binding(3) var<storage, read> position: array<ST>;
-@group(0) @binding(4) var<storage, read> token_type: array<ST>;
-@group(0) @binding(5) var<storage, read> gamma: array<f32>;
-@group(0) @binding(6) var<storage, read> beta: array<f32>;
-@group(0) @binding(7) var<storage, read_write> out: array<ST>;
-@group(0) @binding(8) var<uniform> p: EmbParams;
+@group(0) @binding(2) var<storage, read> positions: array<u32>;
+@group(0) @binding(3) var<storage, read> word: array<ST>;
+@group(0) @binding(4) var<storage, read> position: array<ST>;
+@group(0) @binding(5) var<storage, read> token_type: array<ST>;
+@group(0) @binding(6) var<storage, read> gamma: array<f32>;
+@group(0) @binding(7) var<storage, read> beta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> out: array<ST>;
+@group(0) @binding(9) var<uniform> p: EmbParams;
 
 override WG: u32 = 64u;
 
@@ -96,7 +101,7 @@ fn main(
     let hidden = p.hidden;
     let id = min(ids[tok], max(p.vocab, 1u) - 1u);
     let ty = min(types[tok], max(p.type_vocab, 1u) - 1u);
-    let pos = min(tok % max(p.seq, 1u), max(p.max_pos, 1u) - 1u);
+    let pos = min(positions[tok], max(p.max_pos, 1u) - 1u);
     let wbase = id * hidden;
     let tbase = ty * hidden;
     let pbase = pos * hidden;

@@ -59,7 +59,7 @@ impl Rng {
 /// A randomly initialised `BertModel` of shape `cfg` (weights ~ U(-0.05, 0.05),
 /// LayerNorm weights near 1), stored as `dtype` on the GPU.
 pub fn random_model(cfg: &BertConfig, device: Device, dtype: DType) -> Result<Model> {
-    let graph = Graph::bert(cfg, Head::Base, true);
+    let graph = Graph::build(cfg, Head::Base, true);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut tensors = HashMap::new();
     for p in &graph.params {
@@ -77,7 +77,7 @@ pub fn random_model(cfg: &BertConfig, device: Device, dtype: DType) -> Result<Mo
             .collect();
         tensors.insert(p.name.clone(), Tensor::new(p.shape.clone(), data)?);
     }
-    let weights = Weights::from_tensors(tensors, cfg.layer_norm_eps);
+    let weights = Weights::from_tensors(tensors);
     Model::from_parts(
         cfg.clone(),
         graph,
@@ -203,10 +203,10 @@ pub fn run(
     iters: usize,
 ) -> Result<BenchResult> {
     let cfg = model.config();
-    if seq == 0 || seq > cfg.max_position_embeddings || batch == 0 || iters == 0 {
+    if seq == 0 || seq > cfg.max_tokens() || batch == 0 || iters == 0 {
         return Err(Error::input(format!(
             "bench needs batch ≥ 1, iters ≥ 1 and 1 ≤ seq ≤ {}",
-            cfg.max_position_embeddings
+            cfg.max_tokens()
         )));
     }
     let enc = bench_encoding(cfg, batch, seq);

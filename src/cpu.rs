@@ -66,25 +66,32 @@ impl CpuExecutor {
             .map(|(i, t)| vec![0.0; g.rows(TensorId(i), n_seq, seq) * t.cols])
             .collect();
         let mask = kernels::additive_mask(&enc.attention_mask);
+        let (types, positions) = g.embedding_inputs(enc);
         let mut profile = self.profile.then(Vec::new);
         for (i, step) in g.steps.iter().enumerate() {
             let started = std::time::Instant::now();
             match &step.op {
-                Op::Embeddings { out } => {
+                Op::Embeddings {
+                    out, tables, eps, ..
+                } => {
                     let w = &self.weights;
+                    let zero_row = vec![0.0; g.tensors[out.0].cols];
                     let tables = embeddings::EmbeddingTables {
-                        word: w.get("embeddings.word_embeddings.weight")?,
-                        position: w.get("embeddings.position_embeddings.weight")?,
-                        token_type: w.get("embeddings.token_type_embeddings.weight")?,
-                        gamma: w.get("embeddings.LayerNorm.weight")?,
-                        beta: w.get("embeddings.LayerNorm.bias")?,
-                        eps: w.eps,
+                        word: w.get(&tables.word)?,
+                        position: w.get(&tables.position)?,
+                        token_type: match &tables.token_type {
+                            Some(name) => w.get(name)?,
+                            None => &zero_row,
+                        },
+                        gamma: w.get(&format!("{}.weight", tables.norm))?,
+                        beta: w.get(&format!("{}.bias", tables.norm))?,
+                        eps: *eps,
                     };
                     embeddings::embeddings(
                         &tables,
                         &enc.input_ids,
-                        &enc.token_type_ids,
-                        seq,
+                        &types,
+                        &positions,
                         &mut bufs[out.0],
                     );
                 }

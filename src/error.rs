@@ -36,6 +36,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A `pytorch_model.bin` is malformed, or asks for something the
+    /// restricted unpickler refuses.
+    #[error("{path}: unreadable PyTorch checkpoint: {message}")]
+    Torch {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong (the refused global, the key, the zip entry, ...).
+        message: String,
+    },
     /// A tensor the model needs is absent from the checkpoint.
     #[error("missing tensor `{name}` (expected shape {expected:?}){hint}")]
     MissingTensor {

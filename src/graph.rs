@@ -3,8 +3,9 @@
 //! ...) and weight keys. The CPU executor (`cpu.rs`) and the WebGPU executor
 //! (`gpu/runner.rs`) both walk this same list.
 
-use crate::config::{Activation, BertConfig};
+use crate::config::{Activation, BertConfig, Positions};
 use crate::error::{Error, Result};
+use crate::inputs::Encoding;
 
 /// Index of a tensor in [`Graph::tensors`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,6 +69,7 @@ impl From<Activation> for Act {
             Activation::GeluTanh => Act::GeluTanh,
             Activation::Relu => Act::Relu,
             Activation::Silu => Act::Silu,
+            Activation::Tanh => Act::Tanh,
         }
     }
 }
@@ -75,12 +77,17 @@ impl From<Activation> for Act {
 /// One step of the model.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// `LayerNorm(word[ids] + position[s] + token_type[types])` → `out` (tokens, hidden).
-    /// Weights: `embeddings.{word,position,token_type}_embeddings.weight`,
-    /// `embeddings.LayerNorm.{weight,bias}`.
+    /// `LayerNorm(word[ids] + token_type[types] + position[positions])` →
+    /// `out` (tokens, width). Positions come from [`Graph::embedding_inputs`].
     Embeddings {
-        /// (tokens, hidden)
+        /// (tokens, width)
         out: TensorId,
+        /// The tables and LayerNorm this step reads.
+        tables: EmbeddingNames,
+        /// LayerNorm epsilon.
+        eps: f32,
+        /// How position ids are made.
+        positions: Positions,
     },
     /// `out = act(x · Wᵀ + b) (+ residual)` with HF's `(out, in)` weights.
     /// `modules` lists HF `nn.Linear` modules whose weights are stacked by rows
@@ -119,6 +126,20 @@ pub enum Op {
         /// Epsilon from config.json.
         eps: f32,
     },
+}
+
+/// The weight keys of an embeddings step. Without a token-type table
+/// (DistilBERT) the executors add a zero row, which changes no value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingNames {
+    /// (vocab, width)
+    pub word: String,
+    /// (max_pos, width)
+    pub position: String,
+    /// (type_vocab, width), when the model has token types.
+    pub token_type: Option<String>,
+    /// `{norm}.weight`, `{norm}.bias`: (width)
+    pub norm: String,
 }
 
 /// A step: the HF module it implements and the operation.
@@ -175,15 +196,22 @@ impl Head {
         }
     }
 
-    /// The HF class name.
-    pub fn hf_class(self) -> &'static str {
+    /// What follows the family prefix in HF's class name
+    /// (`Model`, `ForSequenceClassification`, ...).
+    pub fn class_suffix(self) -> &'static str {
         match self {
-            Head::Base => "BertModel",
-            Head::SequenceClassification => "BertForSequenceClassification",
-            Head::TokenClassification => "BertForTokenClassification",
-            Head::MultipleChoice => "BertForMultipleChoice",
-            Head::QuestionAnswering => "BertForQuestionAnswering",
+            Head::Base => "Model",
+            Head::SequenceClassification => "ForSequenceClassification",
+            Head::TokenClassification => "ForTokenClassification",
+            Head::MultipleChoice => "ForMultipleChoice",
+            Head::QuestionAnswering => "ForQuestionAnswering",
         }
+    }
+
+    /// The HF class name for a family prefix: `hf_class("Roberta")` is
+    /// `RobertaForSequenceClassification`.
+    pub fn hf_class(self, prefix: &str) -> String {
+        format!("{prefix}{}", self.class_suffix())
     }
 
     /// Parses a CLI name.
@@ -198,18 +226,18 @@ impl Head {
             })
     }
 
-    /// The head config.json's `architectures` names; `Base` when it names none
-    /// we know (pre-training classes such as `BertForMaskedLM` run as `BertModel`).
+    /// The head config.json's `architectures` names, whatever the family
+    /// prefix; `Base` when it names none we know (pre-training classes such
+    /// as `BertForMaskedLM` or `ElectraForPreTraining` run as the base model).
     pub fn from_architectures(archs: &[String]) -> Self {
         archs
             .iter()
-            .find_map(|a| Head::ALL.into_iter().find(|h| h.hf_class() == a))
+            .find_map(|a| {
+                Head::ALL
+                    .into_iter()
+                    .find(|h| *h != Head::Base && a.ends_with(h.class_suffix()))
+            })
             .unwrap_or(Head::Base)
-    }
-
-    /// Whether this head reads `pooler_output`.
-    pub fn needs_pooler(self) -> bool {
-        matches!(self, Head::SequenceClassification | Head::MultipleChoice)
     }
 }
 
@@ -241,24 +269,96 @@ pub struct Graph {
     pub hidden: usize,
     /// The head.
     pub head: Head,
+    /// HF's class for this family and head (`RobertaForMultipleChoice`).
+    pub class: String,
 }
 
-struct Builder {
+/// Appends tensors, steps and the weights they read; the architecture
+/// files (`src/arch/`) describe their models with it.
+pub(crate) struct Builder {
     tensors: Vec<TensorDef>,
     steps: Vec<Step>,
     params: Vec<ParamSpec>,
+    outputs: Vec<(&'static str, TensorId)>,
 }
 
 impl Builder {
-    fn tensor(&mut self, name: &'static str, rows: Rows, cols: usize) -> TensorId {
+    pub(crate) fn new() -> Self {
+        Builder {
+            tensors: Vec::new(),
+            steps: Vec::new(),
+            params: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+    pub(crate) fn output(&mut self, name: &'static str, t: TensorId) {
+        self.outputs.push((name, t));
+    }
+    pub(crate) fn finish(self, hidden: usize, head: Head, class: String) -> Graph {
+        Graph {
+            tensors: self.tensors,
+            steps: self.steps,
+            outputs: self.outputs,
+            params: self.params,
+            hidden,
+            head,
+            class,
+        }
+    }
+    /// `module`'s embeddings: word, position and (optional) token-type
+    /// tables of `vocab`, `max_pos` and `type_vocab` rows, and `norm`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn embeddings(
+        &mut self,
+        module: &str,
+        names: [&str; 3],
+        norm: &str,
+        sizes: (usize, usize, usize),
+        width: usize,
+        eps: f32,
+        positions: Positions,
+        out: TensorId,
+    ) {
+        let key = |n: &str| format!("{module}.{n}.weight");
+        let (vocab, max_pos, type_vocab) = sizes;
+        let tables = EmbeddingNames {
+            word: key(names[0]),
+            position: key(names[1]),
+            token_type: (type_vocab > 0).then(|| key(names[2])),
+            norm: format!("{module}.{norm}"),
+        };
+        self.param(tables.word.clone(), vec![vocab, width]);
+        self.param(tables.position.clone(), vec![max_pos, width]);
+        if let Some(t) = &tables.token_type {
+            self.param(t.clone(), vec![type_vocab, width]);
+        }
+        self.param(format!("{}.weight", tables.norm), vec![width]);
+        self.param(format!("{}.bias", tables.norm), vec![width]);
+        self.steps.push(Step {
+            module: module.to_string(),
+            op: Op::Embeddings {
+                out,
+                tables,
+                eps,
+                positions,
+            },
+        });
+    }
+    pub(crate) fn attention(&mut self, module: &str, qkv: TensorId, out: TensorId, heads: usize) {
+        self.steps.push(Step {
+            module: module.to_string(),
+            op: Op::Attention { qkv, out, heads },
+        });
+    }
+    pub(crate) fn tensor(&mut self, name: &'static str, rows: Rows, cols: usize) -> TensorId {
         self.tensors.push(TensorDef { name, rows, cols });
         TensorId(self.tensors.len() - 1)
     }
-    fn param(&mut self, name: String, shape: Vec<usize>) {
+    pub(crate) fn param(&mut self, name: String, shape: Vec<usize>) {
         self.params.push(ParamSpec { name, shape });
     }
     #[allow(clippy::too_many_arguments)]
-    fn linear(
+    pub(crate) fn linear(
         &mut self,
         module: &str,
         x: TensorId,
@@ -292,7 +392,14 @@ impl Builder {
             },
         });
     }
-    fn layer_norm(&mut self, module: &str, x: TensorId, out: TensorId, cols: usize, eps: f32) {
+    pub(crate) fn layer_norm(
+        &mut self,
+        module: &str,
+        x: TensorId,
+        out: TensorId,
+        cols: usize,
+        eps: f32,
+    ) {
         self.param(format!("{module}.weight"), vec![cols]);
         self.param(format!("{module}.bias"), vec![cols]);
         self.steps.push(Step {
@@ -303,183 +410,31 @@ impl Builder {
 }
 
 impl Graph {
-    /// Builds BERT plus `head`. `with_pooler` adds `pooler` (required by the
-    /// classification and multiple-choice heads, optional for `Base`).
-    pub fn bert(cfg: &BertConfig, head: Head, with_pooler: bool) -> Graph {
-        let h = cfg.hidden_size;
-        let eps = cfg.layer_norm_eps;
-        let mut b = Builder {
-            tensors: Vec::new(),
-            steps: Vec::new(),
-            params: Vec::new(),
+    /// Builds the model config.json describes (its `model_type`) plus
+    /// `head`. `with_pooler` adds the pooler where the family has one and
+    /// the checkpoint holds it (heads that read it add it anyway).
+    pub fn build(cfg: &BertConfig, head: Head, with_pooler: bool) -> Graph {
+        crate::arch::graph(cfg, head, with_pooler)
+    }
+
+    /// The token types and position ids the embeddings step reads for
+    /// `enc`, each (sequences, seq): types as given (zeros for a model
+    /// without token types), positions as the family makes them.
+    pub fn embedding_inputs(&self, enc: &Encoding) -> (Vec<u32>, Vec<u32>) {
+        let Some((has_types, positions)) = self.steps.iter().find_map(|s| match &s.op {
+            Op::Embeddings {
+                tables, positions, ..
+            } => Some((tables.token_type.is_some(), *positions)),
+            _ => None,
+        }) else {
+            return (Vec::new(), Vec::new());
         };
-        let hidden = b.tensor("hidden_states", Rows::Tokens, h);
-        let qkv = b.tensor("qkv", Rows::Tokens, 3 * h);
-        let context = b.tensor("context", Rows::Tokens, h);
-        let pre_norm = b.tensor("pre_norm", Rows::Tokens, h);
-        let attn = b.tensor("attention_output", Rows::Tokens, h);
-        let inter = b.tensor("intermediate", Rows::Tokens, cfg.intermediate_size);
-
-        b.param(
-            "embeddings.word_embeddings.weight".into(),
-            vec![cfg.vocab_size, h],
-        );
-        b.param(
-            "embeddings.position_embeddings.weight".into(),
-            vec![cfg.max_position_embeddings, h],
-        );
-        b.param(
-            "embeddings.token_type_embeddings.weight".into(),
-            vec![cfg.type_vocab_size, h],
-        );
-        b.param("embeddings.LayerNorm.weight".into(), vec![h]);
-        b.param("embeddings.LayerNorm.bias".into(), vec![h]);
-        b.steps.push(Step {
-            module: "embeddings".into(),
-            op: Op::Embeddings { out: hidden },
-        });
-
-        for l in 0..cfg.num_hidden_layers {
-            let p = format!("encoder.layer.{l}");
-            b.linear(
-                &format!("{p}.attention.self"),
-                hidden,
-                false,
-                &[("query", h), ("key", h), ("value", h)],
-                h,
-                Act::Identity,
-                None,
-                qkv,
-            );
-            b.steps.push(Step {
-                module: format!("{p}.attention.self"),
-                op: Op::Attention {
-                    qkv,
-                    out: context,
-                    heads: cfg.num_attention_heads,
-                },
-            });
-            b.linear(
-                &format!("{p}.attention.output.dense"),
-                context,
-                false,
-                &[("", h)],
-                h,
-                Act::Identity,
-                Some(hidden),
-                pre_norm,
-            );
-            b.layer_norm(
-                &format!("{p}.attention.output.LayerNorm"),
-                pre_norm,
-                attn,
-                h,
-                eps,
-            );
-            b.linear(
-                &format!("{p}.intermediate.dense"),
-                attn,
-                false,
-                &[("", cfg.intermediate_size)],
-                h,
-                cfg.hidden_act.into(),
-                None,
-                inter,
-            );
-            b.linear(
-                &format!("{p}.output.dense"),
-                inter,
-                false,
-                &[("", h)],
-                cfg.intermediate_size,
-                Act::Identity,
-                Some(attn),
-                pre_norm,
-            );
-            b.layer_norm(&format!("{p}.output.LayerNorm"), pre_norm, hidden, h, eps);
-        }
-
-        let mut outs = vec![(outputs::LAST_HIDDEN_STATE, hidden)];
-        let with_pooler = with_pooler || head.needs_pooler();
-        let pooled = if with_pooler {
-            let pooled = b.tensor("pooler_output", Rows::Sequences, h);
-            b.linear(
-                "pooler.dense",
-                hidden,
-                true,
-                &[("", h)],
-                h,
-                Act::Tanh,
-                None,
-                pooled,
-            );
-            outs.push((outputs::POOLER_OUTPUT, pooled));
-            Some(pooled)
+        let types = if has_types {
+            enc.token_type_ids.clone()
         } else {
-            None
+            vec![0; enc.input_ids.len()]
         };
-        match (head, pooled) {
-            (Head::Base, _) => {}
-            (Head::SequenceClassification | Head::MultipleChoice, Some(pooled)) => {
-                let n = if head == Head::MultipleChoice {
-                    1
-                } else {
-                    cfg.num_labels
-                };
-                let logits = b.tensor("logits", Rows::Sequences, n);
-                b.linear(
-                    "classifier",
-                    pooled,
-                    false,
-                    &[("", n)],
-                    h,
-                    Act::Identity,
-                    None,
-                    logits,
-                );
-                outs.push((outputs::LOGITS, logits));
-            }
-            (Head::SequenceClassification | Head::MultipleChoice, None) => {
-                unreachable!("with_pooler is forced for pooled heads")
-            }
-            (Head::TokenClassification, _) => {
-                let n = cfg.num_labels;
-                let logits = b.tensor("logits", Rows::Tokens, n);
-                b.linear(
-                    "classifier",
-                    hidden,
-                    false,
-                    &[("", n)],
-                    h,
-                    Act::Identity,
-                    None,
-                    logits,
-                );
-                outs.push((outputs::LOGITS, logits));
-            }
-            (Head::QuestionAnswering, _) => {
-                let logits = b.tensor("qa_logits", Rows::Tokens, 2);
-                b.linear(
-                    "qa_outputs",
-                    hidden,
-                    false,
-                    &[("", 2)],
-                    h,
-                    Act::Identity,
-                    None,
-                    logits,
-                );
-                outs.push((outputs::QA_LOGITS, logits));
-            }
-        }
-        Graph {
-            tensors: b.tensors,
-            steps: b.steps,
-            outputs: outs,
-            params: b.params,
-            hidden: h,
-            head,
-        }
+        (types, position_ids(positions, &enc.input_ids, enc.seq))
     }
 
     /// The tensor behind an output name.
@@ -496,5 +451,60 @@ impl Graph {
             Rows::Tokens => batch * seq,
             Rows::Sequences => batch,
         }
+    }
+}
+
+/// Position ids, (rows, seq), for `ids` (rows, seq). RoBERTa's follow HF's
+/// `create_position_ids_from_input_ids`: real tokens count up from
+/// `padding_idx + 1`, padding gets `padding_idx`.
+pub fn position_ids(positions: Positions, ids: &[u32], seq: usize) -> Vec<u32> {
+    match positions {
+        Positions::Absolute => (0..ids.len()).map(|t| (t % seq.max(1)) as u32).collect(),
+        Positions::FromIds { padding_idx } => ids
+            .chunks(seq.max(1))
+            .flat_map(|row| {
+                let mut seen = padding_idx;
+                row.iter().map(move |&id| {
+                    if id == padding_idx {
+                        padding_idx
+                    } else {
+                        seen += 1;
+                        seen
+                    }
+                })
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roberta_positions_count_real_tokens_after_padding_idx() {
+        // HF: mask = ids != 1; (cumsum(mask) * mask) + 1
+        let ids = [0, 5, 7, 2, 1, 1, 0, 9, 2, 1, 1, 1];
+        let got = position_ids(Positions::FromIds { padding_idx: 1 }, &ids, 6);
+        assert_eq!(got, [2, 3, 4, 5, 1, 1, 2, 3, 4, 1, 1, 1]);
+        let bert = position_ids(Positions::Absolute, &ids, 6);
+        assert_eq!(bert, [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn heads_are_read_from_any_family_class_name() {
+        let h = |a: &str| Head::from_architectures(&[a.to_string()]);
+        assert_eq!(
+            h("XLMRobertaForSequenceClassification"),
+            Head::SequenceClassification
+        );
+        assert_eq!(h("DistilBertForQuestionAnswering"), Head::QuestionAnswering);
+        assert_eq!(h("ElectraForMultipleChoice"), Head::MultipleChoice);
+        assert_eq!(
+            h("CamembertForTokenClassification"),
+            Head::TokenClassification
+        );
+        assert_eq!(h("ElectraForPreTraining"), Head::Base);
+        assert_eq!(h("RobertaForMaskedLM"), Head::Base);
     }
 }

@@ -53,7 +53,8 @@ impl Encoding {
     }
 
     /// Checks shapes and ranges against the model: ids < vocab_size, types <
-    /// type_vocab_size, mask ∈ {0, 1}, 1 ≤ seq ≤ max_position_embeddings.
+    /// type_vocab_size (unless the model has no token types), mask ∈ {0, 1},
+    /// 1 ≤ seq ≤ the positions the model has ([`BertConfig::max_tokens`]).
     pub fn validate(&self, cfg: &BertConfig) -> Result<()> {
         let n = self.tokens();
         if self.batch == 0 || self.choices == Some(0) {
@@ -62,10 +63,12 @@ impl Encoding {
         if self.seq == 0 {
             return Err(Error::input("empty sequence (seq = 0)"));
         }
-        if self.seq > cfg.max_position_embeddings {
+        if self.seq > cfg.max_tokens() {
             return Err(Error::input(format!(
-                "sequence length {} exceeds max_position_embeddings {}",
-                self.seq, cfg.max_position_embeddings
+                "sequence length {} exceeds the {} positions of max_position_embeddings {}",
+                self.seq,
+                cfg.max_tokens(),
+                cfg.max_position_embeddings
             )));
         }
         for (name, v) in [
@@ -94,7 +97,9 @@ impl Encoding {
             }
         };
         check("input_ids", &self.input_ids, cfg.vocab_size)?;
-        check("token_type_ids", &self.token_type_ids, cfg.type_vocab_size)?;
+        if cfg.has_token_types() {
+            check("token_type_ids", &self.token_type_ids, cfg.type_vocab_size)?;
+        }
         check("attention_mask", &self.attention_mask, 2)?;
         Ok(())
     }

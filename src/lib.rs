@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod arch;
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;

@@ -167,13 +167,12 @@ impl Model {
             None => None,
         };
         let started = std::time::Instant::now();
-        let ckpt = Checkpoint::open(&files.weights)?;
+        let ckpt = Checkpoint::open_all(&files.weights)?;
         let head = opts
             .head
             .unwrap_or_else(|| Head::from_architectures(&config.architectures));
-        let has_pooler = ckpt.contains("pooler.dense.weight") || head.needs_pooler();
-        let graph = Graph::bert(&config, head, has_pooler);
-        let weights = Weights::load(&graph, &ckpt, config.layer_norm_eps)?;
+        let graph = Graph::build(&config, head, ckpt.contains("pooler.dense.weight"));
+        let weights = Weights::load(&graph, &ckpt)?;
         log::info!(
             "read the checkpoint in {:.1} ms ({} of {} tensors in place, the rest decoded)",
             started.elapsed().as_secs_f64() * 1e3,
@@ -194,19 +193,24 @@ impl Model {
         let (device, dtype, progress) = (opts.device, opts.dtype, opts.progress);
         let head = graph.head;
         let has_pooler = graph.output(outputs::POOLER_OUTPUT).is_some();
-        if let Some(w) = weights.param("classifier.weight") {
-            let rows = w.shape.first().copied().unwrap_or(0);
-            let want = if head == Head::MultipleChoice {
-                1
-            } else {
-                config.num_labels
-            };
-            if rows != want {
-                return Err(Error::ShapeMismatch {
-                    name: "classifier.weight".into(),
-                    expected: vec![want, config.hidden_size],
-                    actual: w.shape.clone(),
-                });
+        // Weights built in memory were never checked against the graph.
+        for spec in &graph.params {
+            match weights.param(&spec.name) {
+                None => {
+                    return Err(Error::MissingTensor {
+                        name: spec.name.clone(),
+                        expected: spec.shape.clone(),
+                        hint: String::new(),
+                    })
+                }
+                Some(p) if p.shape != spec.shape => {
+                    return Err(Error::ShapeMismatch {
+                        name: spec.name.clone(),
+                        expected: spec.shape.clone(),
+                        actual: p.shape.clone(),
+                    })
+                }
+                Some(_) => {}
             }
         }
         let cpu = |graph, weights| -> Result<Executor> {

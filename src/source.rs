@@ -7,13 +7,14 @@ use hf_hub::RepoType;
 
 use crate::error::{Error, Result};
 
-/// The three files a checkpoint needs.
+/// The files a checkpoint needs.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
     /// `config.json`
     pub config: PathBuf,
-    /// `model.safetensors`
-    pub weights: PathBuf,
+    /// The weights: `model.safetensors`, or the shards its index lists, or
+    /// PyTorch's `pytorch_model.bin` (or its shards), in that preference.
+    pub weights: Vec<PathBuf>,
     /// `tokenizer.json`, when present.
     pub tokenizer: Option<PathBuf>,
 }
@@ -163,13 +164,95 @@ impl Repo {
                 format!("{}/{f}", subdir.trim_end_matches('/'))
             }
         };
-        let why = "a model folder needs config.json and model.safetensors; pytorch_model.bin is not supported";
+        let why = "a model folder needs config.json and its weights";
         Ok(ModelFiles {
             config: self.required(&at("config.json"), why)?,
-            weights: self.required(&at("model.safetensors"), why)?,
+            weights: self.weight_files(subdir)?,
             tokenizer: self.file(&at("tokenizer.json")),
         })
     }
+
+    /// The weight files under `subdir`, as transformers picks them:
+    /// `model.safetensors`, `model.safetensors.index.json`'s shards,
+    /// `pytorch_model.bin`, `pytorch_model.bin.index.json`'s shards.
+    pub fn weight_files(&self, subdir: &str) -> Result<Vec<PathBuf>> {
+        let at = |f: &str| {
+            if subdir.is_empty() {
+                f.to_string()
+            } else {
+                format!("{}/{f}", subdir.trim_end_matches('/'))
+            }
+        };
+        for (single, index) in [
+            ("model.safetensors", "model.safetensors.index.json"),
+            ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+        ] {
+            if let Some(p) = self.file(&at(single)) {
+                return Ok(vec![p]);
+            }
+            if let Some(p) = self.file(&at(index)) {
+                return shard_names(&p)?
+                    .iter()
+                    .map(|shard| self.required(&at(shard), "a shard its index lists"))
+                    .collect();
+            }
+        }
+        let shown = if subdir.is_empty() {
+            "the model"
+        } else {
+            subdir
+        };
+        Err(match &self.kind {
+            RepoKind::Folder(dir) => Error::io(
+                dir.join(at("model.safetensors")),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("not found: {shown} has no weights (none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json)"),
+                ),
+            ),
+            _ => Error::Hub(format!(
+                "`{}` (revision {}): {shown} has none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json{}",
+                self.source,
+                self.revision,
+                if offline() { " in the local cache (HF_HUB_OFFLINE is set)" } else { "" }
+            )),
+        })
+    }
+}
+
+/// The shard files a `*.index.json` names in its `weight_map`, each once,
+/// in order. Names must be plain file names next to the index.
+fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let bad = |message: String| Error::Config {
+        path: index.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let map = json
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| bad("no `weight_map` object".into()))?;
+    let mut shards: Vec<String> = Vec::new();
+    for (key, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| bad(format!("weight_map[`{key}`] is not a file name")))?;
+        let plain = Path::new(file).file_name().is_some_and(|n| n == file) && file != "..";
+        if !plain {
+            return Err(bad(format!(
+                "weight_map[`{key}`] = `{file}` is not a file name next to the index"
+            )));
+        }
+        if !shards.iter().any(|s| s == file) {
+            shards.push(file.to_string());
+        }
+    }
+    if shards.is_empty() {
+        return Err(bad("`weight_map` is empty".into()));
+    }
+    shards.sort();
+    Ok(shards)
 }
 
 /// Resolves `source` (a folder or Hub id) to its checkpoint files; see

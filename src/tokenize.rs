@@ -1,7 +1,8 @@
 //! `tokenizer.json` with HF Python's semantics, whatever padding/truncation
 //! the file carries: `[CLS] a [SEP]` / `[CLS] a [SEP] b [SEP]`, token types
-//! 0/1, pad to the longest in the batch, truncate longest-first to
-//! `max_position_embeddings`.
+//! 0/1 (or the file's own template: RoBERTa's `<s> a </s></s> b </s>`),
+//! pad to the longest in the batch, truncate longest-first to the
+//! positions the model has (`BertConfig::max_tokens`).
 
 use std::path::Path;
 
@@ -32,7 +33,7 @@ type WindowTokenizers = std::sync::Mutex<(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenizerOptions {
     /// Truncate to this many tokens (special tokens included) instead of
-    /// `max_position_embeddings` (capped there, with a warning).
+    /// the model's positions (capped there, with a warning).
     pub max_length: Option<usize>,
     /// Lowercase the text first, as sentence-transformers' `do_lower_case`
     /// does: a `Lowercase` normalizer is put in front unless the
@@ -77,9 +78,6 @@ pub struct TokenDetail {
     pub word_ids: Vec<Option<u32>>,
 }
 
-/// Special tokens `[CLS] a [SEP] b [SEP]` add at most.
-const PAIR_SPECIALS: usize = 3;
-
 impl BertTokenizer {
     /// Loads `tokenizer.json` and configures it for `cfg`.
     pub fn from_file(path: &Path, cfg: &BertConfig) -> Result<Self> {
@@ -112,19 +110,25 @@ impl BertTokenizer {
                 cfg.vocab_size
             )));
         }
+        let limit = cfg.max_tokens();
         let max_length = match opts.max_length {
-            Some(n) if n > cfg.max_position_embeddings => {
+            Some(n) if n > limit => {
                 log::warn!(
-                    "max_seq_length {n} exceeds the model's max_position_embeddings {}; truncating at {}",
-                    cfg.max_position_embeddings,
-                    cfg.max_position_embeddings
+                    "max_seq_length {n} exceeds the {limit} positions the model has; truncating at {limit}"
                 );
-                cfg.max_position_embeddings
+                limit
             }
             Some(n) => n,
-            None => cfg.max_position_embeddings,
+            None => limit,
         };
-        if max_length <= PAIR_SPECIALS {
+        // `[CLS] a [SEP] b [SEP]` adds 3, RoBERTa's `<s> a </s></s> b </s>` 4.
+        let pair_specials = {
+            use tokenizers::PostProcessor;
+            inner
+                .get_post_processor()
+                .map_or(0, |p| p.added_tokens(true))
+        };
+        if max_length <= pair_specials {
             return Err(Error::Tokenizer(format!(
                 "a maximum length of {max_length} tokens leaves no room for text after the special tokens"
             )));
@@ -402,9 +406,10 @@ impl BertTokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// The `[CLS]` id, if the vocabulary has it.
+    /// The classifier token's id: `[CLS]`, or `<s>` (RoBERTa, XLM-R), if
+    /// the vocabulary has one.
     pub fn cls_id(&self) -> Option<u32> {
-        self.token_id("[CLS]")
+        self.token_id("[CLS]").or_else(|| self.token_id("<s>"))
     }
 
     /// The unknown token's id: the WordPiece model's `unk_token`, else `[UNK]`.

@@ -20,8 +20,6 @@ pub struct Param {
 /// Validated f32 weights by canonical HF name.
 pub struct Weights {
     tensors: HashMap<String, Param>,
-    /// LayerNorm epsilon (for the embeddings step).
-    pub eps: f32,
 }
 
 /// The parts of one or more `nn.Linear` stacked by output rows, borrowed:
@@ -52,7 +50,7 @@ pub struct LinearWeights {
 impl Weights {
     /// Reads every parameter of `graph` from `ckpt`, checking presence and
     /// shape. Unused tensors are logged at debug level and skipped.
-    pub fn load(graph: &Graph, ckpt: &Checkpoint, eps: f32) -> Result<Self> {
+    pub fn load(graph: &Graph, ckpt: &Checkpoint) -> Result<Self> {
         let mut tensors = HashMap::new();
         for spec in &graph.params {
             let data = ckpt
@@ -70,17 +68,14 @@ impl Weights {
         }
         for name in ckpt.names() {
             if !tensors.contains_key(name) {
-                log::debug!(
-                    "ignoring tensor `{name}`: not used by {}",
-                    graph.head.hf_class()
-                );
+                log::debug!("ignoring tensor `{name}`: not used by {}", graph.class);
             }
         }
-        Ok(Weights { tensors, eps })
+        Ok(Weights { tensors })
     }
 
     /// Builds weights directly (tests, random models).
-    pub fn from_tensors(tensors: HashMap<String, Tensor>, eps: f32) -> Self {
+    pub fn from_tensors(tensors: HashMap<String, Tensor>) -> Self {
         let tensors = tensors
             .into_iter()
             .map(|(name, t)| {
@@ -94,7 +89,7 @@ impl Weights {
                 )
             })
             .collect();
-        Weights { tensors, eps }
+        Weights { tensors }
     }
 
     /// Number of parameters.
@@ -180,12 +175,20 @@ fn missing_hint(name: &str, graph: &Graph) -> String {
     if name.starts_with("pooler.") {
         format!(
             " — {} needs the pooler, which this checkpoint lacks",
-            graph.head.hf_class()
+            graph.class
         )
-    } else if name.starts_with("classifier.") || name.starts_with("qa_outputs.") {
+    } else if [
+        "classifier.",
+        "qa_outputs.",
+        "pre_classifier.",
+        "sequence_summary.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+    {
         format!(
             " — the checkpoint has no {} head weights; HF would initialise them randomly, this library refuses (choose another --head or a fine-tuned checkpoint)",
-            graph.head.hf_class()
+            graph.class
         )
     } else {
         String::new()

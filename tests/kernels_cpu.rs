@@ -405,11 +405,15 @@ fn embeddings_match_f64() {
     let types: Vec<u32> = (0..batch * seq)
         .map(|_| rng.random_range(0..type_vocab as u32))
         .collect();
+    // Any row of the table, in any order (RoBERTa's come from the ids).
+    let positions: Vec<u32> = (0..batch * seq)
+        .map(|_| rng.random_range(0..max_pos as u32))
+        .collect();
     let mut got = vec![0.0; batch * seq * hidden];
-    embeddings(&tables, &ids, &types, seq, &mut got);
+    embeddings(&tables, &ids, &types, &positions, &mut got);
     let mut sums = Vec::with_capacity(got.len());
     for (t, (&id, &ty)) in ids.iter().zip(&types).enumerate() {
-        let (id, ty, pos) = (id as usize, ty as usize, t % seq);
+        let (id, ty, pos) = (id as usize, ty as usize, positions[t] as usize);
         for c in 0..hidden {
             sums.push(
                 word[id * hidden + c] + token_type[ty * hidden + c] + position[pos * hidden + c],

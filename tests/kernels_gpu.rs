@@ -603,10 +603,13 @@ fn embeddings_match_twin() {
             let types: Vec<u32> = (0..tokens)
                 .map(|_| rng.random_range(0..type_vocab as u32))
                 .collect();
+            let positions: Vec<u32> = (0..tokens)
+                .map(|_| rng.random_range(0..max_pos as u32))
+                .collect();
             let mut want = vec![0.0; tokens * hidden];
-            embeddings(&tables, &ids, &types, seq, &mut want);
+            embeddings(&tables, &ids, &types, &positions, &mut want);
             let got = h
-                .embeddings(&tables, &ids, &types, seq)
+                .embeddings(&tables, &ids, &types, &positions, seq)
                 .unwrap_or_else(|e| panic!("embeddings {batch}x{seq} hidden {hidden}: {e}"));
             let what = format!("embeddings hidden={hidden} batch={batch} seq={seq}");
             worst = worst.max(compare(&what, &got, &want, hidden));
@@ -697,22 +700,30 @@ fn harness_rejects_bad_arguments() {
         beta: &bt,
         eps: 1e-12,
     };
-    is_input(h.embeddings(&tables, &[5, 0], &[0, 0], 2), "embeddings id");
+    let at = [0, 1];
     is_input(
-        h.embeddings(&tables, &[4, 0], &[0, 2], 2),
+        h.embeddings(&tables, &[5, 0], &[0, 0], &at, 2),
+        "embeddings id",
+    );
+    is_input(
+        h.embeddings(&tables, &[4, 0], &[0, 2], &at, 2),
         "embeddings type",
     );
     is_input(
-        h.embeddings(&tables, &[0; 5], &[0; 5], 5),
-        "embeddings seq > max_pos",
+        h.embeddings(&tables, &[0; 5], &[0; 5], &[0, 1, 2, 3, 4], 5),
+        "embeddings position >= max_pos",
     );
     is_input(
-        h.embeddings(&tables, &[0; 3], &[0; 3], 2),
+        h.embeddings(&tables, &[0; 3], &[0; 3], &[0; 3], 2),
         "embeddings ragged",
     );
     is_input(
-        h.embeddings(&tables, &[0; 2], &[0; 1], 2),
+        h.embeddings(&tables, &[0; 2], &[0; 1], &at, 2),
         "embeddings types",
+    );
+    is_input(
+        h.embeddings(&tables, &[0; 2], &[0; 2], &[0], 2),
+        "embeddings positions",
     );
     // And a valid call still works afterwards.
     let y = h.linear(s, &x, &w, &b, None).expect("valid linear");

@@ -281,10 +281,13 @@ fn f16_embeddings_match_twin() {
             let types: Vec<u32> = (0..tokens)
                 .map(|_| rng.random_range(0..type_vocab as u32))
                 .collect();
+            let positions: Vec<u32> = (0..tokens)
+                .map(|_| rng.random_range(0..max_pos as u32))
+                .collect();
             let mut want = vec![0.0; tokens * hidden];
-            embeddings(&tables, &ids, &types, seq, &mut want);
+            embeddings(&tables, &ids, &types, &positions, &mut want);
             let got = h
-                .embeddings(&tables, &ids, &types, seq)
+                .embeddings(&tables, &ids, &types, &positions, seq)
                 .unwrap_or_else(|e| panic!("f16 embeddings: {e}"));
             compare(
                 &format!("f16 embeddings hidden={hidden} batch={batch} seq={seq}"),

@@ -290,6 +290,14 @@ fn run_case(model: &Model, case: &Value) {
     }
 }
 
+/// The text a panic carried.
+fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 #[test]
 fn every_golden_on_cpu() {
     let g = goldens();
@@ -305,12 +313,7 @@ fn every_golden_on_cpu() {
         let model = models.get(case["model"].as_str().unwrap());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(model, case)));
         if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(msg);
+            failures.push(panic_message(e.as_ref()));
         }
     }
     assert!(
@@ -321,6 +324,44 @@ fn every_golden_on_cpu() {
         failures.join("\n")
     );
     println!("{} goldens pass on the CPU", cases.len());
+}
+
+/// transformers' pipelines on the BERT family's models (each with its own
+/// tokenizer: RoBERTa's byte-level BPE, XLM-R's Unigram, WordPiece),
+/// `tests/fixtures/family/*/pipelines.json`, on the CPU.
+#[test]
+fn family_pipelines_match_transformers() {
+    let dirs = [
+        "roberta-seqcls",
+        "roberta-qa",
+        "xlmr-seqcls-multilabel",
+        "distilbert-seqcls",
+        "distilbert-qa",
+        "electra-tokcls",
+    ];
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for name in dirs {
+        let dir = common::fixtures().join("family").join(name);
+        let model = common::cpu_model(&dir);
+        let g = common::read_json(&dir.join("pipelines.json"));
+        for case in g["cases"].as_array().expect("cases") {
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(&model, case)));
+            if let Err(e) = r {
+                failures.push(format!("{name}: {}", panic_message(e.as_ref())));
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= dirs.len(), "only {ran} family pipeline cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} family pipeline goldens differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!("{ran} family pipeline goldens pass on the CPU");
 }
 
 /// One case per task (the longest QA context included) on the GPU; every

@@ -2,7 +2,7 @@
 //! when `use_residual`), applied to each sentence vector. Small (a few
 //! hundred × a few hundred), so it runs on the host after pooling.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -105,10 +105,9 @@ fn usize_field(cfg: &Value, key: &str, path: &Path) -> Result<usize> {
 }
 
 impl Dense {
-    /// Reads `config.json` of a `Dense` module and its weights
-    /// (`model.safetensors`; `weights` is `None` when the folder has only
-    /// `pytorch_model.bin`).
-    pub fn load(config_path: &Path, cfg: &Value, weights: Option<&Path>) -> Result<Self> {
+    /// Reads `config.json` of a `Dense` module and its weights (the files
+    /// [`crate::source::Repo::weight_files`] found; `None` when there are none).
+    pub fn load(config_path: &Path, cfg: &Value, weights: Option<&[PathBuf]>) -> Result<Self> {
         let in_features = usize_field(cfg, "in_features", config_path)?;
         let out_features = usize_field(cfg, "out_features", config_path)?;
         let bias = cfg.get("bias").and_then(Value::as_bool).unwrap_or(true);
@@ -139,12 +138,11 @@ impl Dense {
         let dir = config_path.parent().unwrap_or(Path::new("."));
         let weights = weights.ok_or_else(|| {
             Error::Unsupported(format!(
-                "{}: this Dense module has no model.safetensors (pytorch_model.bin is not read yet); \
-                 re-save the model with sentence-transformers (safe_serialization=True)",
+                "{}: this Dense module has no weights (model.safetensors or pytorch_model.bin)",
                 dir.display()
             ))
         })?;
-        let ckpt = Checkpoint::open(weights)?;
+        let ckpt = Checkpoint::open_all(weights)?;
         let weight = ckpt
             .tensor("linear.weight", &[out_features, in_features])?
             .data;

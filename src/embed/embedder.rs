@@ -152,7 +152,7 @@ impl Chain {
         }
         let max_length = opts
             .max_seq_length
-            .unwrap_or_else(|| st.transformer.max_length(cfg.max_position_embeddings));
+            .unwrap_or_else(|| st.transformer.max_length(cfg.max_tokens()));
         let tokenizer = base_tok.reconfigured(
             &cfg,
             &TokenizerOptions {

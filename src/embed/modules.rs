@@ -188,7 +188,7 @@ pub fn read(repo: &Repo) -> Result<Option<SentenceConfig>> {
             (_, Kind::Dense) => {
                 let cfg_path = repo.required(&join(path, "config.json"), "a Dense module needs its config.json")?;
                 let cfg = read_json(&cfg_path)?;
-                let weights = repo.file(&join(path, "model.safetensors"));
+                let weights = repo.weight_files(path).ok();
                 out.stages.push(Stage::Dense(Dense::load(&cfg_path, &cfg, weights.as_deref())?));
             }
             (_, Kind::Normalize) => out.stages.push(Stage::Normalize),

@@ -443,7 +443,7 @@ impl Pipelines {
                 ctx,
                 "embeddings",
                 &src(Preamble::Scalar, kernels::embeddings::WGSL),
-                7,
+                8,
                 &row,
             ),
         })

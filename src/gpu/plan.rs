@@ -73,6 +73,7 @@ pub(crate) struct EmbParams {
 /// Weights of one step, resident on the GPU.
 pub(super) enum StepWeights {
     Embeddings {
+        /// One zero row stands in for a missing token-type table.
         word: wgpu::Buffer,
         position: wgpu::Buffer,
         token_type: wgpu::Buffer,
@@ -133,6 +134,7 @@ struct Launch<'a> {
 pub(super) struct Plan {
     pub(super) ids: wgpu::Buffer,
     pub(super) types: wgpu::Buffer,
+    pub(super) positions: wgpu::Buffer,
     pub(super) mask: wgpu::Buffer,
     pub(super) tensors: Vec<wgpu::Buffer>,
     /// (graph step, pipeline, bind group, grid) in order; a split-k linear
@@ -331,6 +333,7 @@ impl GpuExecutor {
                 let input = wgpu::BufferUsages::COPY_DST;
                 let ids = storage("input_ids", tokens as u64 * 4, input)?;
                 let types = storage("token_type_ids", tokens as u64 * 4, input)?;
+                let positions = storage("position_ids", tokens as u64 * 4, input)?;
                 let mask = storage("attention_mask", tokens as u64 * 4, input)?;
                 let tensor_dtype = &self.tensor_dtype;
                 let mut tensors = Vec::with_capacity(g.tensors.len());
@@ -415,7 +418,7 @@ impl GpuExecutor {
                 for (si, (step, sw)) in g.steps.iter().zip(&self.weights).enumerate() {
                     let (params, launches): (Vec<u8>, Vec<Launch>) = match (&step.op, sw) {
                         (
-                            Op::Embeddings { out },
+                            Op::Embeddings { out, eps, .. },
                             StepWeights::Embeddings {
                                 word,
                                 position,
@@ -427,16 +430,17 @@ impl GpuExecutor {
                             let p = EmbParams {
                                 tokens: tokens as u32,
                                 seq: seq as u32,
-                                hidden: g.hidden as u32,
-                                eps: self.cfg.layer_norm_eps,
+                                hidden: g.tensors[out.0].cols as u32,
+                                eps: *eps,
                                 vocab: self.cfg.vocab_size as u32,
                                 max_pos: self.cfg.max_position_embeddings as u32,
-                                type_vocab: self.cfg.type_vocab_size as u32,
+                                type_vocab: self.cfg.type_vocab_size.max(1) as u32,
                                 _pad: 0,
                             };
                             let binds = [
                                 &ids,
                                 &types,
+                                &positions,
                                 word,
                                 position,
                                 token_type,
@@ -584,7 +588,7 @@ impl GpuExecutor {
                     }
                     uniforms.push(ubuf);
                 }
-                let bytes = [&ids, &types, &mask, &staging, &scratch]
+                let bytes = [&ids, &types, &positions, &mask, &staging, &scratch]
                     .into_iter()
                     .chain(&tensors)
                     .chain(&uniforms)
@@ -593,6 +597,7 @@ impl GpuExecutor {
                 Ok(Plan {
                     ids,
                     types,
+                    positions,
                     mask,
                     tensors,
                     dispatches,

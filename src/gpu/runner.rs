@@ -170,12 +170,19 @@ impl GpuExecutor {
         let mut step_weights = Vec::with_capacity(graph.steps.len());
         for step in &graph.steps {
             step_weights.push(match &step.op {
-                Op::Embeddings { .. } => StepWeights::Embeddings {
-                    word: param(dtype, "embeddings.word_embeddings.weight")?,
-                    position: param(dtype, "embeddings.position_embeddings.weight")?,
-                    token_type: param(dtype, "embeddings.token_type_embeddings.weight")?,
-                    gamma: param(DType::F32, "embeddings.LayerNorm.weight")?,
-                    beta: param(DType::F32, "embeddings.LayerNorm.bias")?,
+                Op::Embeddings { tables, out, .. } => StepWeights::Embeddings {
+                    word: param(dtype, &tables.word)?,
+                    position: param(dtype, &tables.position)?,
+                    token_type: match &tables.token_type {
+                        Some(name) => param(dtype, name)?,
+                        None => put(
+                            dtype,
+                            "no token types",
+                            &[&vec![0.0; graph.tensors[out.0].cols]],
+                        )?,
+                    },
+                    gamma: param(DType::F32, &format!("{}.weight", tables.norm))?,
+                    beta: param(DType::F32, &format!("{}.bias", tables.norm))?,
                 },
                 Op::Linear { modules, .. } => {
                     let lw = weights.linear_parts(modules)?;
@@ -365,8 +372,10 @@ impl GpuExecutor {
     pub(super) fn write_inputs(&self, plan: &Plan, enc: &Encoding) {
         let q = &self.ctx.queue;
         let mask = kernels::additive_mask(&enc.attention_mask);
+        let (types, positions) = self.graph.embedding_inputs(enc);
         q.write_buffer(&plan.ids, 0, bytemuck::cast_slice(&enc.input_ids));
-        q.write_buffer(&plan.types, 0, bytemuck::cast_slice(&enc.token_type_ids));
+        q.write_buffer(&plan.types, 0, bytemuck::cast_slice(&types));
+        q.write_buffer(&plan.positions, 0, bytemuck::cast_slice(&positions));
         q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&mask));
     }
 }

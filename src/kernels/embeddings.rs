@@ -1,10 +1,13 @@
-//! BERT embeddings: `LN(word[ids] + position[s] + token_type[types])`.
+//! BERT-family embeddings:
+//! `LN(word[ids] + token_type[types] + position[positions])`.
 //! Twin of `shaders/embeddings.wgsl`.
 //!
-//! Contract: `ids`, `types`: (batch, seq) u32, already validated against the
-//! table sizes; `word`: (vocab, hidden); `position`: (max_pos, hidden), row `s`
-//! for position `s` (HF's default `position_ids = arange(seq)`); `token_type`:
-//! (type_vocab, hidden); `gamma`, `beta`: (hidden); `out`: (batch·seq, hidden).
+//! Contract: `ids`, `types`, `positions`: (batch, seq) u32, already
+//! validated against the table sizes (positions are `arange(seq)` per row
+//! for BERT, RoBERTa's are counted from the ids: `graph::position_ids`);
+//! `word`: (vocab, hidden); `position`: (max_pos, hidden); `token_type`:
+//! (type_vocab, hidden), a single zero row for models without token types;
+//! `gamma`, `beta`: (hidden); `out`: (batch·seq, hidden).
 
 use rayon::prelude::*;
 
@@ -29,13 +32,24 @@ pub struct EmbeddingTables<'a> {
     pub eps: f32,
 }
 
-/// CPU twin. `seq` is the padded sequence length.
-pub fn embeddings(t: &EmbeddingTables, ids: &[u32], types: &[u32], seq: usize, out: &mut [f32]) {
+/// CPU twin.
+pub fn embeddings(
+    t: &EmbeddingTables,
+    ids: &[u32],
+    types: &[u32],
+    positions: &[u32],
+    out: &mut [f32],
+) {
     let h = t.gamma.len();
     assert_eq!(ids.len(), types.len(), "ids/types shape");
+    assert_eq!(ids.len(), positions.len(), "ids/positions shape");
     assert_eq!(out.len(), ids.len() * h, "out shape");
     out.par_chunks_mut(h).enumerate().for_each(|(tok, row)| {
-        let (id, ty, pos) = (ids[tok] as usize, types[tok] as usize, tok % seq);
+        let (id, ty, pos) = (
+            ids[tok] as usize,
+            types[tok] as usize,
+            positions[tok] as usize,
+        );
         let w = &t.word[id * h..(id + 1) * h];
         let p = &t.position[pos * h..(pos + 1) * h];
         let ty = &t.token_type[ty * h..(ty + 1) * h];

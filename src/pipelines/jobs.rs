@@ -162,7 +162,7 @@ impl<'a> QaJob<'a> {
             model,
             tok: tokenizer(model)?,
             opts: opts.clone(),
-            window: opts.window(model.config().max_position_embeddings)?,
+            window: opts.window(model.config().max_tokens())?,
         })
     }
 }

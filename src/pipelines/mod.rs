@@ -70,7 +70,7 @@ pub(crate) fn require_head(model: &Model, head: Head, what: &str) -> Result<()> 
     } else {
         Err(Error::input(format!(
             "{what} needs a {} model ({}), but this model runs the {} head; load it with that head or pick a fitting checkpoint",
-            head.hf_class(),
+            head.hf_class(model.config().class_prefix()),
             head.cli_name(),
             model.head().cli_name()
         )))

@@ -81,7 +81,7 @@ impl QaOptions {
         }
         if max_seq_len > max_positions {
             return Err(Error::input(format!(
-                "max_seq_len {max_seq_len} exceeds the model's max_position_embeddings {max_positions}"
+                "max_seq_len {max_seq_len} exceeds the {max_positions} positions the model has"
             )));
         }
         Ok((max_seq_len, stride))

@@ -47,10 +47,8 @@ impl CrossEncoder {
             None if model.config().num_labels == 1 => DenseActivation::Sigmoid,
             None => DenseActivation::Identity,
         };
-        let max = max_length.unwrap_or_else(|| {
-            ce.transformer
-                .max_length(model.config().max_position_embeddings)
-        });
+        let max =
+            max_length.unwrap_or_else(|| ce.transformer.max_length(model.config().max_tokens()));
         let tok = TokenizerOptions {
             max_length: Some(max),
             lowercase: ce.transformer.do_lower_case,

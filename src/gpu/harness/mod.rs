@@ -468,15 +468,17 @@ impl KernelHarness {
     }
 
     /// `embeddings.wgsl` with the contract of
-    /// [`crate::kernels::embeddings::embeddings`]: `ids`, `types` are
-    /// (batch, seq) flattened; returns (batch·seq, hidden). hidden is
-    /// `gamma.len()`; vocab, max_pos and type_vocab are the table lengths
-    /// divided by hidden. Ids, types and `seq` are checked against them.
+    /// [`crate::kernels::embeddings::embeddings`]: `ids`, `types`,
+    /// `positions` are (batch, seq) flattened; returns (batch·seq, hidden).
+    /// hidden is `gamma.len()`; vocab, max_pos and type_vocab are the table
+    /// lengths divided by hidden. Ids, types and positions are checked
+    /// against them.
     pub fn embeddings(
         &self,
         tables: &EmbeddingTables,
         ids: &[u32],
         types: &[u32],
+        positions: &[u32],
         seq: usize,
     ) -> Result<Vec<f32>> {
         let hidden = tables.gamma.len();
@@ -496,15 +498,24 @@ impl KernelHarness {
         let max_pos = rows_of("position table", tables.position.len())?;
         let type_vocab = rows_of("token type table", tables.token_type.len())?;
         expect_len("embeddings types (batch·seq)", types.len(), ids.len())?;
+        expect_len(
+            "embeddings positions (batch·seq)",
+            positions.len(),
+            ids.len(),
+        )?;
         if seq == 0 || ids.len() % seq != 0 {
             return Err(Error::input(format!(
                 "embeddings: {} ids are not (batch, seq) with seq {seq}",
                 ids.len()
             )));
         }
-        if seq > max_pos {
+        if let Some((i, pos)) = positions
+            .iter()
+            .enumerate()
+            .find(|(_, &v)| v as usize >= max_pos)
+        {
             return Err(Error::input(format!(
-                "embeddings: seq {seq} exceeds max positions {max_pos}"
+                "embeddings: position {pos} at {i} is outside the position table ({max_pos})"
             )));
         }
         if let Some((i, id)) = ids.iter().enumerate().find(|(_, &v)| v as usize >= vocab) {
@@ -547,6 +558,10 @@ impl KernelHarness {
                 Input {
                     label: "types",
                     bytes: bytemuck::cast_slice(types).into(),
+                },
+                Input {
+                    label: "positions",
+                    bytes: bytemuck::cast_slice(positions).into(),
                 },
                 self.stored("word", tables.word)?,
                 self.stored("position", tables.position)?,

@@ -223,10 +223,10 @@ pub fn measure(
     seq: usize,
     reps: u32,
 ) -> Result<Tuning> {
-    if batch == 0 || seq == 0 || seq > cfg.max_position_embeddings {
+    if batch == 0 || seq == 0 || seq > cfg.max_tokens() {
         return Err(Error::input(format!(
             "tune needs batch ≥ 1 and 1 ≤ seq ≤ {}",
-            cfg.max_position_embeddings
+            cfg.max_tokens()
         )));
     }
     let adapter = adapter_key(&ctx);
@@ -396,7 +396,7 @@ fn tune_now(ctx: &GpuContext, cfg: &BertConfig, dtype: DType, progress: bool) ->
         false => indicatif::ProgressBar::hidden(),
     };
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let seq = FIRST_USE_SEQ.min(cfg.max_position_embeddings);
+    let seq = FIRST_USE_SEQ.min(cfg.max_tokens());
     let measured = ctx.sibling().and_then(|sib| {
         measure(
             sib,

@@ -27,7 +27,7 @@ impl<'a> QaEval<'a> {
         Ok(QaEval {
             model,
             tok: tokenizer(model)?,
-            window: qa.window(model.config().max_position_embeddings)?,
+            window: qa.window(model.config().max_tokens())?,
             best: QaOptions {
                 top_k: 1,
                 ..qa.clone()
