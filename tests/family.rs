@@ -148,6 +148,10 @@ fn roberta_pair_template_is_s_a_double_eos_b() {
     assert_eq!(ids.last(), Some(&eos), "{ids:?}");
     let doubled = ids.windows(2).any(|w| w == [eos, eos]);
     assert!(doubled, "no </s></s> between the pair: {ids:?}");
+    // HF's RoBERTa tokenizers return no token types: the model sees zeros,
+    // whatever the template's type ids (type_vocab_size is 1).
+    let out = model.forward(&enc).expect("a pair runs");
+    assert!(out.logits.is_some());
 }
 
 fn load_err(dir: &std::path::Path) -> Error {
