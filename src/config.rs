@@ -140,13 +140,11 @@ pub struct BertConfig {
 }
 
 /// ELECTRA's `SequenceSummary` settings (HF's defaults for ELECTRA: first
-/// token, a projection, gelu).
+/// token, a projection (`summary_use_proj = false` is refused), gelu).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// `summary_activation`; None means identity.
     pub activation: Option<Activation>,
-    /// `summary_use_proj`.
-    pub use_proj: bool,
     /// `summary_proj_to_labels`.
     pub proj_to_labels: bool,
 }
@@ -491,15 +489,15 @@ fn summary(raw: &RawConfig, family: Family) -> Result<Summary> {
         Some(a) if a.is_empty() || a == "linear" || a == "none" => None,
         Some(a) => Some(Activation::parse("summary_activation", a)?),
     };
-    let use_proj = raw.summary_use_proj.unwrap_or(true);
-    if family == Family::Electra && !use_proj {
+    // Without its projection the summary is no linear step; refused, so
+    // every summary this library runs projects.
+    if family == Family::Electra && raw.summary_use_proj == Some(false) {
         return Err(Error::Unsupported(
             "ELECTRA summary_use_proj = false (a sequence summary without its projection)".into(),
         ));
     }
     Ok(Summary {
         activation,
-        use_proj,
         proj_to_labels: raw.summary_proj_to_labels.unwrap_or(false),
     })
 }

@@ -3,6 +3,8 @@
 //! ...) and weight keys. The CPU executor (`cpu.rs`) and the WebGPU executor
 //! (`gpu/runner.rs`) both walk this same list.
 
+use std::borrow::Cow;
+
 use crate::config::{Activation, BertConfig, Positions};
 use crate::error::{Error, Result};
 use crate::inputs::Encoding;
@@ -420,19 +422,19 @@ impl Graph {
     /// The token types and position ids the embeddings step reads for
     /// `enc`, each (sequences, seq): types as given (zeros for a model
     /// without token types), positions as the family makes them.
-    pub fn embedding_inputs(&self, enc: &Encoding) -> (Vec<u32>, Vec<u32>) {
+    pub fn embedding_inputs<'a>(&self, enc: &'a Encoding) -> (Cow<'a, [u32]>, Vec<u32>) {
         let Some((has_types, positions)) = self.steps.iter().find_map(|s| match &s.op {
             Op::Embeddings {
                 tables, positions, ..
             } => Some((tables.token_type.is_some(), *positions)),
             _ => None,
         }) else {
-            return (Vec::new(), Vec::new());
+            return (Cow::Borrowed(&[]), Vec::new());
         };
         let types = if has_types {
-            enc.token_type_ids.clone()
+            Cow::Borrowed(enc.token_type_ids.as_slice())
         } else {
-            vec![0; enc.input_ids.len()]
+            Cow::Owned(vec![0; enc.input_ids.len()])
         };
         (types, position_ids(positions, &enc.input_ids, enc.seq))
     }
