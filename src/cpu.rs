@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use crate::checkpoint::Tensor;
+use crate::config::BertConfig;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Op, TensorId};
+use crate::graph::{Graph, Op, Output, TensorId};
 use crate::inputs::Encoding;
 use crate::kernels::linear_packed::{linear_packed, PackedWeight};
 use crate::kernels::{self, attention, embeddings, layernorm, linear};
@@ -13,6 +14,8 @@ use crate::weights::Weights;
 
 /// Weights laid out for the CPU: fused linears per step.
 pub struct CpuExecutor {
+    /// What `Encoding::validate` checks inputs against.
+    cfg: BertConfig,
     graph: Graph,
     weights: Weights,
     /// step index → stacked (packed W, b) for `Op::Linear` steps
@@ -31,8 +34,9 @@ fn op_kind(op: &Op) -> &'static str {
 }
 
 impl CpuExecutor {
-    /// Prepares `weights` (already validated against `graph.params`).
-    pub fn new(graph: Graph, weights: Weights) -> Result<Self> {
+    /// Prepares `weights` (already validated against `graph.params`) for the
+    /// graph `cfg` describes.
+    pub fn new(cfg: &BertConfig, graph: Graph, weights: Weights) -> Result<Self> {
         let mut linears = HashMap::new();
         for (i, step) in graph.steps.iter().enumerate() {
             if let Op::Linear { modules, .. } = &step.op {
@@ -43,6 +47,7 @@ impl CpuExecutor {
             }
         }
         Ok(CpuExecutor {
+            cfg: cfg.clone(),
             graph,
             weights,
             linears,
@@ -55,10 +60,21 @@ impl CpuExecutor {
         &self.graph
     }
 
-    /// Runs the graph and returns the requested outputs as (rows, cols) tensors.
-    pub fn run(&self, enc: &Encoding, wanted: &[&str]) -> Result<Vec<Tensor>> {
+    /// Validates `enc`, runs the graph and returns the requested outputs as
+    /// (rows, cols) tensors.
+    pub fn run(&self, enc: &Encoding, wanted: &[Output]) -> Result<Vec<Tensor>> {
+        // The kernels index the tables by these ids: check them first.
+        enc.validate(&self.cfg)?;
         let g = &self.graph;
         let (n_seq, seq) = (enc.sequences(), enc.seq);
+        // An output the graph lacks fails before any work.
+        let outs = wanted
+            .iter()
+            .map(|&o| {
+                g.output(o)
+                    .ok_or_else(|| Error::input(format!("this model has no output `{o}`")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut bufs: Vec<Vec<f32>> = g
             .tensors
             .iter()
@@ -159,12 +175,8 @@ impl CpuExecutor {
                 .collect();
             log::info!("cpu forward profile: {}", line.join(", "));
         }
-        wanted
-            .iter()
-            .map(|name| {
-                let t = g
-                    .output(name)
-                    .ok_or_else(|| Error::input(format!("this model has no output `{name}`")))?;
+        outs.into_iter()
+            .map(|t| {
                 let rows = g.rows(t, n_seq, seq);
                 Tensor::new(
                     vec![rows, g.tensors[t.0].cols],

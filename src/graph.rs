@@ -243,16 +243,40 @@ impl Head {
     }
 }
 
-/// Output names a graph can produce.
-pub mod outputs {
-    /// (batch, seq, hidden)
-    pub const LAST_HIDDEN_STATE: &str = "last_hidden_state";
-    /// (batch, hidden)
-    pub const POOLER_OUTPUT: &str = "pooler_output";
-    /// (batch, num_labels), (batch, seq, num_labels) or (batch·choices, 1)
-    pub const LOGITS: &str = "logits";
-    /// (batch, seq, 2): start | end, split by the caller.
-    pub const QA_LOGITS: &str = "qa_logits";
+/// An output a graph can produce. Executors return each as a `(rows, cols)`
+/// tensor, rows counted over the `sequences` of the input (`batch`, or
+/// `batch · choices` for multiple choice); [`crate::Model`] reshapes them as
+/// HF does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// `last_hidden_state`: (sequences · seq, hidden).
+    LastHiddenState,
+    /// `pooler_output`: (sequences, hidden).
+    PoolerOutput,
+    /// `logits`: (sequences, num_labels) for sequence classification,
+    /// (sequences · seq, num_labels) for token classification,
+    /// (batch · choices, 1) for multiple choice.
+    Logits,
+    /// `start_logits` and `end_logits` interleaved: (sequences · seq, 2).
+    QaLogits,
+}
+
+impl Output {
+    /// HF's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::LastHiddenState => "last_hidden_state",
+            Output::PoolerOutput => "pooler_output",
+            Output::Logits => "logits",
+            Output::QaLogits => "start_logits/end_logits",
+        }
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The whole model as steps over tensors.
@@ -263,8 +287,8 @@ pub struct Graph {
     pub tensors: Vec<TensorDef>,
     /// Steps in execution order.
     pub steps: Vec<Step>,
-    /// Named outputs.
-    pub outputs: Vec<(&'static str, TensorId)>,
+    /// The outputs this graph produces and their tensors.
+    pub outputs: Vec<(Output, TensorId)>,
     /// Every weight the steps read.
     pub params: Vec<ParamSpec>,
     /// Hidden width.
@@ -281,7 +305,7 @@ pub(crate) struct Builder {
     tensors: Vec<TensorDef>,
     steps: Vec<Step>,
     params: Vec<ParamSpec>,
-    outputs: Vec<(&'static str, TensorId)>,
+    outputs: Vec<(Output, TensorId)>,
 }
 
 impl Builder {
@@ -293,8 +317,8 @@ impl Builder {
             outputs: Vec::new(),
         }
     }
-    pub(crate) fn output(&mut self, name: &'static str, t: TensorId) {
-        self.outputs.push((name, t));
+    pub(crate) fn output(&mut self, output: Output, t: TensorId) {
+        self.outputs.push((output, t));
     }
     pub(crate) fn finish(self, hidden: usize, head: Head, class: String) -> Graph {
         Graph {
@@ -439,11 +463,11 @@ impl Graph {
         (types, position_ids(positions, &enc.input_ids, enc.seq))
     }
 
-    /// The tensor behind an output name.
-    pub fn output(&self, name: &str) -> Option<TensorId> {
+    /// The tensor behind an output, when the graph produces it.
+    pub fn output(&self, output: Output) -> Option<TensorId> {
         self.outputs
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|(o, _)| *o == output)
             .map(|(_, t)| *t)
     }
 

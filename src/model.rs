@@ -7,7 +7,7 @@ use crate::config::BertConfig;
 use crate::cpu::CpuExecutor;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuExecutor};
-use crate::graph::{outputs, Graph, Head};
+use crate::graph::{Graph, Head, Output};
 use crate::heads::{self, Labels};
 use crate::inputs::Encoding;
 use crate::source::{self, ModelFiles};
@@ -124,13 +124,33 @@ pub struct Outputs {
     pub loss: Option<f32>,
 }
 
+impl Outputs {
+    /// `logits`, or the error for a head that has none (the base model,
+    /// question answering).
+    pub fn require_logits(&self) -> Result<&Tensor> {
+        self.logits
+            .as_ref()
+            .ok_or_else(|| missing(Output::Logits, None))
+    }
+}
+
+/// The one error for an output a forward did not produce; `class` names the
+/// head's HF class when the caller knows it.
+fn missing(output: Output, class: Option<&str>) -> Error {
+    Error::input(match class {
+        Some(class) => format!("the model returned no {output}: {class} has none"),
+        None => format!("the model returned no {output}"),
+    })
+}
+
 pub(crate) enum Executor {
     Cpu(Box<CpuExecutor>),
     Gpu(Box<GpuExecutor>),
 }
 
 impl Executor {
-    fn run(&self, enc: &Encoding, wanted: &[&str]) -> Result<Vec<Tensor>> {
+    /// Both executors validate `enc` first.
+    fn run(&self, enc: &Encoding, wanted: &[Output]) -> Result<Vec<Tensor>> {
         match self {
             Executor::Cpu(c) => c.run(enc, wanted),
             Executor::Gpu(g) => g.run(enc, wanted),
@@ -142,7 +162,8 @@ impl Executor {
 pub struct Model {
     config: BertConfig,
     head: Head,
-    has_pooler: bool,
+    /// What the graph produces, for the checks before a forward.
+    outputs: Vec<Output>,
     tokenizer: Option<BertTokenizer>,
     executor: Executor,
 }
@@ -192,7 +213,7 @@ impl Model {
     ) -> Result<Self> {
         let (device, dtype, progress) = (opts.device, opts.dtype, opts.progress);
         let head = graph.head;
-        let has_pooler = graph.output(outputs::POOLER_OUTPUT).is_some();
+        let outputs: Vec<Output> = graph.outputs.iter().map(|(o, _)| *o).collect();
         // Weights built in memory were never checked against the graph.
         for spec in &graph.params {
             match weights.param(&spec.name) {
@@ -214,7 +235,9 @@ impl Model {
             }
         }
         let cpu = |graph, weights| -> Result<Executor> {
-            Ok(Executor::Cpu(Box::new(CpuExecutor::new(graph, weights)?)))
+            Ok(Executor::Cpu(Box::new(CpuExecutor::new(
+                &config, graph, weights,
+            )?)))
         };
         let executor = match device {
             Device::Cpu if dtype == DType::F16 => {
@@ -249,7 +272,7 @@ impl Model {
         Ok(Model {
             config,
             head,
-            has_pooler,
+            outputs,
             tokenizer,
             executor,
         })
@@ -267,7 +290,26 @@ impl Model {
 
     /// Whether `pooler_output` is available.
     pub fn has_pooler(&self) -> bool {
-        self.has_pooler
+        self.outputs.contains(&Output::PoolerOutput)
+    }
+
+    /// HF's class for this family and head (`RobertaForQuestionAnswering`).
+    fn class(&self) -> String {
+        self.head.hf_class(self.config.class_prefix())
+    }
+
+    /// The error for `output` missing from this model's forward.
+    fn missing(&self, output: Output) -> Error {
+        missing(output, Some(&self.class()))
+    }
+
+    /// Errors unless the head produces `output`, before any work.
+    fn require(&self, output: Output) -> Result<()> {
+        if self.outputs.contains(&output) {
+            Ok(())
+        } else {
+            Err(self.missing(output))
+        }
     }
 
     /// The tokenizer, when the checkpoint has `tokenizer.json`.
@@ -323,21 +365,41 @@ impl Model {
     /// The encoder's `last_hidden_state` (sequences, seq, hidden), whatever
     /// the head.
     pub fn hidden_states(&self, enc: &Encoding) -> Result<Tensor> {
-        enc.validate(&self.config)?;
         if enc.choices.is_some() {
             return Err(Error::input(
                 "hidden states take 2-D [batch][seq] input, not [batch][choices][seq]",
             ));
         }
-        let t = self
-            .executor
-            .run(enc, &[outputs::LAST_HIDDEN_STATE])?
-            .pop()
-            .ok_or_else(|| Error::input("the model returned no hidden states"))?;
-        Tensor::new(
-            vec![enc.sequences(), enc.seq, self.config.hidden_size],
-            t.data,
-        )
+        self.run(enc, &[Output::LastHiddenState])?
+            .last_hidden_state
+            .ok_or_else(|| self.missing(Output::LastHiddenState))
+    }
+
+    /// The head's `logits`: (batch, num_labels) for sequence classification,
+    /// (batch, seq, num_labels) for token classification, (batch, choices)
+    /// for multiple choice. An error for the base model and question
+    /// answering, before anything runs.
+    pub fn logits(&self, enc: &Encoding) -> Result<Tensor> {
+        self.require(Output::Logits)?;
+        self.check_dims(enc)?;
+        self.run(enc, &[Output::Logits])?
+            .logits
+            .ok_or_else(|| self.missing(Output::Logits))
+    }
+
+    /// Question answering's `(start_logits, end_logits)`, each (batch, seq).
+    /// An error for the other heads, before anything runs.
+    pub fn span_logits(&self, enc: &Encoding) -> Result<(Tensor, Tensor)> {
+        self.require(Output::QaLogits)?;
+        self.check_dims(enc)?;
+        match self.run(enc, &[Output::QaLogits])? {
+            Outputs {
+                start_logits: Some(start),
+                end_logits: Some(end),
+                ..
+            } => Ok((start, end)),
+            _ => Err(self.missing(Output::QaLogits)),
+        }
     }
 
     /// Forward with labels: the head's outputs plus `loss`.
@@ -353,55 +415,21 @@ impl Model {
         labels: Option<&Labels>,
         hidden: bool,
     ) -> Result<Outputs> {
-        enc.validate(&self.config)?;
-        if (self.head == Head::MultipleChoice) != enc.choices.is_some() {
-            return Err(Error::input(if self.head == Head::MultipleChoice {
-                "multiple-choice input must be 3-D: [batch][choices][seq]"
-            } else {
-                "3-D [batch][choices][seq] input is only for the multiple-choice head"
-            }));
-        }
-        let mut wanted: Vec<&str> = Vec::new();
-        let base = self.head == Head::Base;
-        if base || hidden {
-            wanted.push(outputs::LAST_HIDDEN_STATE);
-            if self.has_pooler {
-                wanted.push(outputs::POOLER_OUTPUT);
+        self.check_dims(enc)?;
+        let mut wanted = Vec::new();
+        if self.head == Head::Base || hidden {
+            wanted.push(Output::LastHiddenState);
+            if self.has_pooler() {
+                wanted.push(Output::PoolerOutput);
             }
         }
         match self.head {
             Head::Base => {}
-            Head::QuestionAnswering => wanted.push(outputs::QA_LOGITS),
-            _ => wanted.push(outputs::LOGITS),
+            Head::QuestionAnswering => wanted.push(Output::QaLogits),
+            _ => wanted.push(Output::Logits),
         }
-        let got = self.executor.run(enc, &wanted)?;
-        let (n_seq, seq, h) = (enc.sequences(), enc.seq, self.config.hidden_size);
-        let mut out = Outputs::default();
-        for (name, t) in wanted.iter().zip(got) {
-            match *name {
-                outputs::LAST_HIDDEN_STATE => {
-                    out.last_hidden_state = Some(Tensor::new(vec![n_seq, seq, h], t.data)?)
-                }
-                outputs::POOLER_OUTPUT => {
-                    out.pooler_output = Some(Tensor::new(vec![n_seq, h], t.data)?)
-                }
-                outputs::LOGITS => {
-                    let shape = match self.head {
-                        Head::TokenClassification => vec![n_seq, seq, self.config.num_labels],
-                        Head::MultipleChoice => vec![enc.batch, enc.choices.unwrap_or(1)],
-                        _ => vec![n_seq, self.config.num_labels],
-                    };
-                    out.logits = Some(Tensor::new(shape, t.data)?);
-                }
-                outputs::QA_LOGITS => {
-                    let (start, end): (Vec<f32>, Vec<f32>) =
-                        t.data.chunks_exact(2).map(|p| (p[0], p[1])).unzip();
-                    out.start_logits = Some(Tensor::new(vec![n_seq, seq], start)?);
-                    out.end_logits = Some(Tensor::new(vec![n_seq, seq], end)?);
-                }
-                _ => {}
-            }
-        }
+        let mut out = self.run(enc, &wanted)?;
+        let seq = enc.seq;
         if let Some(labels) = labels {
             let (logits, end, width) = match self.head {
                 Head::QuestionAnswering => (&out.start_logits, out.end_logits.as_ref(), seq),
@@ -421,6 +449,51 @@ impl Model {
                 enc.batch,
                 width,
             )?);
+        }
+        Ok(out)
+    }
+
+    /// 3-D `[batch][choices][seq]` input for multiple choice, 2-D for the
+    /// other heads. The executor checks the values.
+    fn check_dims(&self, enc: &Encoding) -> Result<()> {
+        if (self.head == Head::MultipleChoice) == enc.choices.is_some() {
+            return Ok(());
+        }
+        Err(Error::input(if self.head == Head::MultipleChoice {
+            "multiple-choice input must be 3-D: [batch][choices][seq]"
+        } else {
+            "3-D [batch][choices][seq] input is only for the multiple-choice head"
+        }))
+    }
+
+    /// Runs `wanted` (validating `enc`) and shapes each output as HF does.
+    fn run(&self, enc: &Encoding, wanted: &[Output]) -> Result<Outputs> {
+        let got = self.executor.run(enc, wanted)?;
+        let (n_seq, seq, h) = (enc.sequences(), enc.seq, self.config.hidden_size);
+        let mut out = Outputs::default();
+        for (output, t) in wanted.iter().zip(got) {
+            match output {
+                Output::LastHiddenState => {
+                    out.last_hidden_state = Some(Tensor::new(vec![n_seq, seq, h], t.data)?)
+                }
+                Output::PoolerOutput => {
+                    out.pooler_output = Some(Tensor::new(vec![n_seq, h], t.data)?)
+                }
+                Output::Logits => {
+                    let shape = match self.head {
+                        Head::TokenClassification => vec![n_seq, seq, self.config.num_labels],
+                        Head::MultipleChoice => vec![enc.batch, enc.choices.unwrap_or(1)],
+                        _ => vec![n_seq, self.config.num_labels],
+                    };
+                    out.logits = Some(Tensor::new(shape, t.data)?);
+                }
+                Output::QaLogits => {
+                    let (start, end): (Vec<f32>, Vec<f32>) =
+                        t.data.chunks_exact(2).map(|p| (p[0], p[1])).unzip();
+                    out.start_logits = Some(Tensor::new(vec![n_seq, seq], start)?);
+                    out.end_logits = Some(Tensor::new(vec![n_seq, seq], end)?);
+                }
+            }
         }
         Ok(out)
     }

@@ -696,3 +696,98 @@ fn line_numbers_follow_the_caller() {
         assert!(msg.contains("input_ids[0][1]"), "{msg}");
     }
 }
+
+/// Asserts `r` is an `Error::Input` whose message holds every word.
+fn no<T: std::fmt::Debug>(r: bert_wgpu::Result<T>, words: &[&str]) {
+    match r {
+        Err(Error::Input(m)) => {
+            for w in words {
+                assert!(m.contains(w), "`{w}` not in: {m}");
+            }
+        }
+        other => panic!("expected Error::Input with {words:?}, got {other:?}"),
+    }
+}
+
+/// The typed head accessors return exactly what `forward` does, and a head
+/// without the output is one `Error::Input` naming its class, before any run.
+#[test]
+fn typed_head_outputs() {
+    let ids = bert_wgpu::Encoding::from_ids(&[vec![2, 5, 3, 6], vec![2, 7, 3, 0]]).unwrap();
+    let base = cpu_model(&tiny_dir("base-gelu"));
+    no(base.logits(&ids), &["logits", "BertModel"]);
+    no(
+        base.span_logits(&ids),
+        &["start_logits/end_logits", "BertModel"],
+    );
+    let out = base.forward(&ids).unwrap();
+    no(out.require_logits(), &["logits"]);
+    assert_eq!(
+        base.hidden_states(&ids).unwrap(),
+        out.last_hidden_state.unwrap()
+    );
+
+    let seqcls = cpu_model(&tiny_dir("seqcls-single"));
+    let logits = seqcls.logits(&ids).unwrap();
+    assert_eq!(logits.shape, vec![2, 3]);
+    let out = seqcls.forward(&ids).unwrap();
+    assert_eq!(out.require_logits().unwrap(), &logits);
+    no(
+        seqcls.span_logits(&ids),
+        &["start_logits/end_logits", "BertForSequenceClassification"],
+    );
+
+    let qa = cpu_model(&tiny_dir("qa"));
+    no(qa.logits(&ids), &["logits", "BertForQuestionAnswering"]);
+    let (start, end) = qa.span_logits(&ids).unwrap();
+    let out = qa.forward(&ids).unwrap();
+    assert_eq!((Some(start), Some(end)), (out.start_logits, out.end_logits));
+
+    // Multiple choice keeps its 3-D rule on the typed path too.
+    let mc = cpu_model(&tiny_dir("mc"));
+    no(mc.logits(&ids), &["multiple-choice", "3-D"]);
+    // Bad values are still caught (by the executor), with the same message.
+    let bad = bert_wgpu::Encoding::from_ids(&[vec![2, 99]]).unwrap();
+    no(seqcls.logits(&bad), &["input_ids[0][1]", "< 99"]);
+    no(base.hidden_states(&bad), &["input_ids[0][1]", "< 99"]);
+}
+
+/// `CpuExecutor::run` is a public entry point: it validates the encoding
+/// itself (out-of-range ids are an error, not an out-of-bounds index) and
+/// names an output the graph lacks.
+#[test]
+fn cpu_executor_validates_inputs() {
+    use bert_wgpu::checkpoint::Checkpoint;
+    use bert_wgpu::cpu::CpuExecutor;
+    use bert_wgpu::graph::{Graph, Head, Output};
+    use bert_wgpu::weights::Weights;
+
+    let dir = tiny_dir("base-gelu");
+    let cfg = bert_wgpu::BertConfig::from_file(&dir.join("config.json")).unwrap();
+    let ckpt = Checkpoint::open_all(&[dir.join("model.safetensors")]).unwrap();
+    let graph = Graph::build(&cfg, Head::Base, ckpt.contains("pooler.dense.weight"));
+    let weights = Weights::load(&graph, &ckpt).unwrap();
+    let exec = CpuExecutor::new(&cfg, graph, weights).unwrap();
+
+    let good = bert_wgpu::Encoding::from_ids(&[vec![2, 5, 3]]).unwrap();
+    let got = exec.run(&good, &[Output::LastHiddenState]).unwrap();
+    assert_eq!(got[0].shape, vec![3, 32]);
+    for (ids, words) in [
+        (vec![2, 99], vec!["input_ids[0][1]", "99", "< 99"]),
+        (vec![2, 100_000], vec!["input_ids[0][1]", "100000"]),
+    ] {
+        let enc = bert_wgpu::Encoding::from_ids(&[ids]).unwrap();
+        match exec.run(&enc, &[Output::LastHiddenState]) {
+            Err(Error::Input(m)) => {
+                for w in words {
+                    assert!(m.contains(w), "`{w}` not in: {m}");
+                }
+            }
+            other => panic!("expected Error::Input, got {other:?}"),
+        }
+    }
+    match exec.run(&good, &[Output::Logits]) {
+        Err(Error::Input(m)) => assert!(m.contains("no output `logits`"), "{m}"),
+        other => panic!("expected Error::Input, got {other:?}"),
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::{encoder, pooler, sequence_labels, sequence_logits, token_head, BERT_LAYER};
 use crate::config::BertConfig;
-use crate::graph::{outputs, Builder, Head, Rows};
+use crate::graph::{Builder, Head, Output, Rows};
 
 /// `embeddings` → `encoder.layer.N` → [`pooler`] → head. The sequence
 /// heads read `pooler_output`: `classifier(pooler_output)`.
@@ -11,7 +11,7 @@ pub(super) fn build(b: &mut Builder, cfg: &BertConfig, head: Head, with_pooler: 
     let hidden = b.tensor("hidden_states", Rows::Tokens, h);
     embeddings(b, cfg, hidden);
     encoder(b, cfg, &BERT_LAYER, hidden);
-    b.output(outputs::LAST_HIDDEN_STATE, hidden);
+    b.output(Output::LastHiddenState, hidden);
     let pooled_head = matches!(head, Head::SequenceClassification | Head::MultipleChoice);
     let pooled = (with_pooler || pooled_head).then(|| pooler(b, h, hidden));
     if let (true, Some(pooled)) = (pooled_head, pooled) {

@@ -5,7 +5,7 @@
 
 use super::{dense, encoder, sequence_labels, sequence_logits, token_head, LayerNames};
 use crate::config::BertConfig;
-use crate::graph::{outputs, Act, Builder, Head, Rows};
+use crate::graph::{Act, Builder, Head, Output, Rows};
 
 const LAYER: LayerNames = LayerNames {
     layers: "transformer.layer",
@@ -36,7 +36,7 @@ pub(super) fn build(b: &mut Builder, cfg: &BertConfig, head: Head) {
         hidden,
     );
     encoder(b, cfg, &LAYER, hidden);
-    b.output(outputs::LAST_HIDDEN_STATE, hidden);
+    b.output(Output::LastHiddenState, hidden);
     if matches!(head, Head::SequenceClassification | Head::MultipleChoice) {
         let module = "pre_classifier";
         let x = dense(

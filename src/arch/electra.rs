@@ -5,7 +5,7 @@
 
 use super::{bert, classification_head, dense, encoder, sequence_logits, token_head, BERT_LAYER};
 use crate::config::BertConfig;
-use crate::graph::{outputs, Act, Builder, Head, Rows};
+use crate::graph::{Act, Builder, Head, Output, Rows};
 
 /// Sequence classification is `ElectraClassificationHead`:
 /// `out_proj(gelu(dense(hidden[:, 0])))` under `classifier.` (HF fixes
@@ -31,7 +31,7 @@ pub(super) fn build(b: &mut Builder, cfg: &BertConfig, head: Head) {
         );
     }
     encoder(b, cfg, &BERT_LAYER, hidden);
-    b.output(outputs::LAST_HIDDEN_STATE, hidden);
+    b.output(Output::LastHiddenState, hidden);
     match head {
         Head::SequenceClassification => classification_head(b, cfg, hidden, Act::Gelu),
         Head::MultipleChoice => {

@@ -8,7 +8,7 @@
 //! in [`PREFIXES`].
 
 use crate::config::{BertConfig, Family};
-use crate::graph::{outputs, Act, Builder, Graph, Head, Rows, TensorId};
+use crate::graph::{Act, Builder, Graph, Head, Output, Rows, TensorId};
 
 mod bert;
 mod distilbert;
@@ -165,7 +165,7 @@ pub(crate) fn pooler(b: &mut Builder, h: usize, hidden: TensorId) -> TensorId {
         h,
         Act::Tanh,
     );
-    b.output(outputs::POOLER_OUTPUT, pooled);
+    b.output(Output::PoolerOutput, pooled);
     pooled
 }
 
@@ -189,7 +189,7 @@ pub(crate) fn sequence_logits(
         n,
         Act::Identity,
     );
-    b.output(outputs::LOGITS, logits);
+    b.output(Output::Logits, logits);
 }
 
 /// RoBERTa's and ELECTRA's `*ClassificationHead` under `classifier.`:
@@ -239,7 +239,7 @@ pub(crate) fn token_head(b: &mut Builder, cfg: &BertConfig, head: Head, hidden: 
                 n,
                 Act::Identity,
             );
-            b.output(outputs::LOGITS, logits);
+            b.output(Output::Logits, logits);
             true
         }
         Head::QuestionAnswering => {
@@ -254,7 +254,7 @@ pub(crate) fn token_head(b: &mut Builder, cfg: &BertConfig, head: Head, hidden: 
                 2,
                 Act::Identity,
             );
-            b.output(outputs::QA_LOGITS, logits);
+            b.output(Output::QaLogits, logits);
             true
         }
         _ => false,

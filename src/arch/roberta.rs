@@ -5,7 +5,7 @@
 
 use super::{bert, classification_head, encoder, pooler, sequence_logits, token_head, BERT_LAYER};
 use crate::config::BertConfig;
-use crate::graph::{outputs, Act, Builder, Head, Rows};
+use crate::graph::{Act, Builder, Head, Output, Rows};
 
 /// Sequence classification is `RobertaClassificationHead`:
 /// `out_proj(tanh(dense(hidden[:, 0])))`, under `classifier.`. Multiple
@@ -15,7 +15,7 @@ pub(super) fn build(b: &mut Builder, cfg: &BertConfig, head: Head, with_pooler: 
     let hidden = b.tensor("hidden_states", Rows::Tokens, h);
     bert::embeddings(b, cfg, hidden);
     encoder(b, cfg, &BERT_LAYER, hidden);
-    b.output(outputs::LAST_HIDDEN_STATE, hidden);
+    b.output(Output::LastHiddenState, hidden);
     // HF builds these heads on `RobertaModel(add_pooling_layer=False)`.
     let headless_pooler = !matches!(
         head,

@@ -13,7 +13,7 @@ use super::GpuContext;
 use crate::checkpoint::Tensor;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, Op, Output};
 use crate::inputs::Encoding;
 use crate::kernels;
 use crate::model::DType;
@@ -281,16 +281,16 @@ impl GpuExecutor {
     }
 
     /// Runs the graph; returns the requested outputs as (rows, cols) tensors.
-    pub fn run(&self, enc: &Encoding, wanted: &[&str]) -> Result<Vec<Tensor>> {
+    pub fn run(&self, enc: &Encoding, wanted: &[Output]) -> Result<Vec<Tensor>> {
         let started = std::time::Instant::now();
         enc.validate(&self.cfg)?;
         let g = &self.graph;
         let (n_seq, seq) = (enc.sequences(), enc.seq);
         let mut outs = Vec::with_capacity(wanted.len());
-        for name in wanted {
+        for &o in wanted {
             let t = g
-                .output(name)
-                .ok_or_else(|| Error::input(format!("this model has no output `{name}`")))?;
+                .output(o)
+                .ok_or_else(|| Error::input(format!("this model has no output `{o}`")))?;
             outs.push(t);
         }
         let plan = self.plan(n_seq, seq)?;

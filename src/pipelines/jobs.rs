@@ -23,11 +23,7 @@ fn one(len: usize) -> Shape {
 }
 
 fn logits(model: &Model, enc: &crate::Encoding) -> Result<Vec<f32>> {
-    Ok(model
-        .forward(enc)?
-        .logits
-        .ok_or_else(|| Error::input("the model returned no logits"))?
-        .data)
+    Ok(model.logits(enc)?.data)
 }
 
 /// `text-classification` on (text, optional pair).
@@ -197,10 +193,7 @@ impl Job for QaJob<'_> {
     fn run(&self, items: &[&Self::Item]) -> Result<Vec<Vec<Answer>>> {
         let all: Vec<&Encoded> = items.iter().flat_map(|(_, w)| w.iter()).collect();
         let enc = batch_encoding(&all, self.tok.pad_id())?;
-        let o = self.model.forward(&enc)?;
-        let (Some(s), Some(e)) = (o.start_logits, o.end_logits) else {
-            return Err(Error::input("the model returned no start/end logits"));
-        };
+        let (s, e) = self.model.span_logits(&enc)?;
         let mut row = 0usize;
         let mut out = Vec::with_capacity(items.len());
         for (input, windows) in items.iter().map(|(i, w)| (i, w)) {

@@ -156,10 +156,7 @@ pub fn hidden_states(model: &Model, text: &str) -> Result<(Vec<String>, Vec<Vec<
     let tok = tokenizer(model)?;
     let e = tok.encode_one(text, None)?;
     let enc = crate::tokenize::batch_encoding(&[&e], tok.pad_id())?;
-    let o = model.forward_select(&enc, None, true)?;
-    let hidden = o
-        .last_hidden_state
-        .ok_or_else(|| Error::input("the model returned no hidden states"))?;
+    let hidden = model.hidden_states(&enc)?;
     let h = hidden.shape[2];
     Ok((
         e.tokens.clone(),

@@ -9,7 +9,7 @@ use super::require_head;
 use crate::batch::{self, BatchOptions, Job, Shape};
 use crate::embed::modules::read_cross_encoder;
 use crate::embed::DenseActivation;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::Head;
 use crate::model::{LoadOptions, Model};
 use crate::source::Repo;
@@ -152,12 +152,7 @@ impl Job for RerankJob<'_> {
 
     fn run(&self, items: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
         let enc = crate::tokenize::batch_encoding(items, self.ce.tokenizer.pad_id())?;
-        let logits = self
-            .ce
-            .model
-            .forward(&enc)?
-            .logits
-            .ok_or_else(|| Error::input("the model returned no logits"))?;
+        let logits = self.ce.model.logits(&enc)?;
         let n = self.ce.model.config().num_labels;
         Ok(logits
             .data

@@ -294,11 +294,7 @@ impl Engine {
             Backend::Classify(ce) => {
                 let types: Vec<&[u32]> = rows.iter().map(|r| r.types.as_slice()).collect();
                 let enc = pad_rows(&ids, Some(&types), self.tokenizer.pad_id())?;
-                let logits = ce
-                    .model()
-                    .forward(&enc)?
-                    .logits
-                    .ok_or_else(|| Error::input("the model returned no logits"))?;
+                let logits = ce.model().logits(&enc)?;
                 let n = ce.model().config().num_labels.max(1);
                 Ok(logits.data.chunks_exact(n).map(<[f32]>::to_vec).collect())
             }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{logits_of, unlabelled, EvalJob, EvalReport, Stats};
+use super::{unlabelled, EvalJob, EvalReport, Stats};
 use crate::batch::{Job, Shape};
 use crate::datasets::ChoiceExample;
 use crate::error::{Error, Result};
@@ -96,7 +96,7 @@ impl Job for ChoiceEval<'_> {
         let labels = Labels::Classes(items.iter().map(|(_, g)| *g).collect());
         let o = self.model.forward_with_labels(&enc, &labels)?;
         let loss = f64::from(o.loss.unwrap_or(f32::NAN));
-        let logits = logits_of(o.logits)?;
+        let logits = o.require_logits()?;
         let c = enc.choices.unwrap_or(1);
         Ok(logits
             .data

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{logits_of, row_err, single, unlabelled, EvalJob, EvalReport, Stats};
+use super::{row_err, single, unlabelled, EvalJob, EvalReport, Stats};
 use crate::batch::{Job, Shape};
 use crate::config::{BertConfig, ProblemType};
 use crate::datasets::{class_index, LabelValue, TextExample};
@@ -158,7 +158,7 @@ impl Job for ClassifyEval<'_> {
         let o = self.model.forward_with_labels(&enc, &labels)?;
         let loss = f64::from(o.loss.unwrap_or(f32::NAN));
         let n = self.model.config().num_labels;
-        let logits = logits_of(o.logits)?;
+        let logits = o.require_logits()?;
         Ok(logits
             .data
             .chunks_exact(n)

@@ -283,8 +283,3 @@ fn single(len: usize, group: u64) -> Shape {
         group,
     }
 }
-
-/// The logits a head returned.
-fn logits_of(t: Option<crate::Tensor>) -> Result<crate::Tensor> {
-    t.ok_or_else(|| Error::input("the model returned no logits"))
-}

@@ -4,7 +4,7 @@
 use super::{EvalJob, EvalReport, Stats};
 use crate::batch::{Job, Shape};
 use crate::datasets::{prepare_qa_spans, QaExample, QaFeature};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::Head;
 use crate::heads::{cross_entropy, IGNORE_INDEX};
 use crate::metrics;
@@ -85,10 +85,7 @@ impl Job for QaEval<'_> {
         let enc = batch_encoding(&refs, self.tok.pad_id())?;
         // The loss of each window over its own tokens: the model's loss on
         // a padded batch would count padded positions in the softmax.
-        let o = self.model.forward(&enc)?;
-        let (Some(s), Some(e)) = (o.start_logits, o.end_logits) else {
-            return Err(Error::input("the model returned no start/end logits"));
-        };
+        let (s, e) = self.model.span_logits(&enc)?;
         let mut out = Vec::with_capacity(items.len());
         let mut row = 0usize;
         for it in items {

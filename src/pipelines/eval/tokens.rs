@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{logits_of, row_err, single, unlabelled, EvalJob, EvalReport, Stats};
+use super::{row_err, single, unlabelled, EvalJob, EvalReport, Stats};
 use crate::batch::{Job, Shape};
 use crate::datasets::{class_index, prepare_token_labels, TokenExample, TokenFeature};
 use crate::error::Result;
@@ -73,7 +73,7 @@ impl Job for TokensEval<'_> {
             .model
             .forward_with_labels(&enc, &Labels::Classes(labels))?;
         let loss = f64::from(o.loss.unwrap_or(f32::NAN));
-        let logits = logits_of(o.logits)?;
+        let logits = o.require_logits()?;
         let cfg = self.model.config();
         let n = cfg.num_labels;
         Ok(items
