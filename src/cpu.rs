@@ -99,8 +99,8 @@ impl CpuExecutor {
                             Some(name) => w.get(name)?,
                             None => &zero_row,
                         },
-                        gamma: w.get(&format!("{}.weight", tables.norm))?,
-                        beta: w.get(&format!("{}.bias", tables.norm))?,
+                        gamma: w.get(&tables.gamma)?,
+                        beta: w.get(&tables.beta)?,
                         eps: *eps,
                     };
                     embeddings::embeddings(
@@ -149,9 +149,15 @@ impl CpuExecutor {
                     attention::attention(&bufs[qkv.0], &mask, n_seq, seq, *heads, &mut y);
                     bufs[out.0] = y;
                 }
-                Op::LayerNorm { x, out, eps } => {
-                    let gamma = self.weights.get(&format!("{}.weight", step.module))?;
-                    let beta = self.weights.get(&format!("{}.bias", step.module))?;
+                Op::LayerNorm {
+                    x,
+                    out,
+                    eps,
+                    gamma,
+                    beta,
+                } => {
+                    let gamma = self.weights.get(gamma)?;
+                    let beta = self.weights.get(beta)?;
                     let mut y = std::mem::take(&mut bufs[out.0]);
                     layernorm::layer_norm(&bufs[x.0], None, gamma, beta, *eps, &mut y);
                     bufs[out.0] = y;

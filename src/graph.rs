@@ -119,7 +119,7 @@ pub enum Op {
         /// Number of heads.
         heads: usize,
     },
-    /// `LayerNorm(x) · weight + bias` over rows, with `module`'s weights.
+    /// `LayerNorm(x) · gamma + beta` over rows.
     LayerNorm {
         /// (rows, cols)
         x: TensorId,
@@ -127,6 +127,10 @@ pub enum Op {
         out: TensorId,
         /// Epsilon from config.json.
         eps: f32,
+        /// Weight keys of γ and β, (cols).
+        gamma: String,
+        /// (cols)
+        beta: String,
     },
 }
 
@@ -140,8 +144,10 @@ pub struct EmbeddingNames {
     pub position: String,
     /// (type_vocab, width), when the model has token types.
     pub token_type: Option<String>,
-    /// `{norm}.weight`, `{norm}.bias`: (width)
-    pub norm: String,
+    /// The LayerNorm's weight and bias: (width)
+    pub gamma: String,
+    /// (width)
+    pub beta: String,
 }
 
 /// A step: the HF module it implements and the operation.
@@ -351,15 +357,16 @@ impl Builder {
             word: key(names[0]),
             position: key(names[1]),
             token_type: (type_vocab > 0).then(|| key(names[2])),
-            norm: format!("{module}.{norm}"),
+            gamma: format!("{module}.{norm}.weight"),
+            beta: format!("{module}.{norm}.bias"),
         };
         self.param(tables.word.clone(), vec![vocab, width]);
         self.param(tables.position.clone(), vec![max_pos, width]);
         if let Some(t) = &tables.token_type {
             self.param(t.clone(), vec![type_vocab, width]);
         }
-        self.param(format!("{}.weight", tables.norm), vec![width]);
-        self.param(format!("{}.bias", tables.norm), vec![width]);
+        self.param(tables.gamma.clone(), vec![width]);
+        self.param(tables.beta.clone(), vec![width]);
         self.steps.push(Step {
             module: module.to_string(),
             op: Op::Embeddings {
@@ -426,11 +433,18 @@ impl Builder {
         cols: usize,
         eps: f32,
     ) {
-        self.param(format!("{module}.weight"), vec![cols]);
-        self.param(format!("{module}.bias"), vec![cols]);
+        let (gamma, beta) = (format!("{module}.weight"), format!("{module}.bias"));
+        self.param(gamma.clone(), vec![cols]);
+        self.param(beta.clone(), vec![cols]);
         self.steps.push(Step {
             module: module.to_string(),
-            op: Op::LayerNorm { x, out, eps },
+            op: Op::LayerNorm {
+                x,
+                out,
+                eps,
+                gamma,
+                beta,
+            },
         });
     }
 }

@@ -166,3 +166,82 @@ fn linear_coop_validates_for_each_fragment_size() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Each kernel's launch spec (`src/gpu/spec/`) is the one declaration of
+/// its bindings: the pipeline layout is built from it and bind groups are
+/// filled through it. The shader the spec assembles must declare exactly
+/// those bindings — same index, WGSL name and access — for every pipeline
+/// the runner can build, in both storage types.
+#[test]
+fn every_pipeline_binds_what_its_shader_declares() {
+    use bert_wgpu::gpu::spec::CompileConfig;
+    use bert_wgpu::gpu::{Access, KernelKind, LinearVariant};
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for dtype in [DType::F32, DType::F16] {
+        let cfg = CompileConfig {
+            dtype,
+            linear_wg: (8, 8),
+            coop: (dtype == DType::F16).then_some(CoopConfig {
+                frag: 16,
+                subgroup: 32,
+            }),
+        };
+        for kind in KernelKind::all(dtype) {
+            let src = match kind.source(&cfg) {
+                Ok(src) => src,
+                Err(e) => {
+                    // Only the cooperative-matrix GEMM needs f16 storage.
+                    let coop = matches!(kind, KernelKind::Linear(LinearVariant::Coop, _));
+                    if !(coop && dtype == DType::F32) {
+                        failures.push(format!("{kind:?} ({dtype}): {e}"));
+                    }
+                    continue;
+                }
+            };
+            let label = format!("{} ({kind:?}, {dtype})", src.label);
+            let module = match check(&label, &src.wgsl) {
+                Ok(m) => m,
+                Err(msg) => {
+                    failures.push(msg);
+                    continue;
+                }
+            };
+            let mut declared: Vec<(u32, String, Access)> = module
+                .global_variables
+                .iter()
+                .filter_map(|(_, g)| {
+                    let b = g.binding.as_ref()?;
+                    assert_eq!(b.group, 0, "{label}: every binding is in group 0");
+                    let access = match g.space {
+                        naga::AddressSpace::Uniform => Access::Uniform,
+                        naga::AddressSpace::Storage { access }
+                            if access.contains(naga::StorageAccess::STORE) =>
+                        {
+                            Access::ReadWrite
+                        }
+                        naga::AddressSpace::Storage { .. } => Access::Read,
+                        other => panic!("{label}: binding {} in {other:?}", b.binding),
+                    };
+                    Some((b.binding, g.name.clone().unwrap_or_default(), access))
+                })
+                .collect();
+            declared.sort_by_key(|d| d.0);
+            let spec: Vec<(u32, String, Access)> = src
+                .bindings
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i as u32, b.name.to_string(), b.access))
+                .collect();
+            if declared != spec {
+                failures.push(format!(
+                    "{label}: the shader declares\n  {declared:?}\nbut the spec binds\n  {spec:?}"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // 6 linear variants × 2 output types in f16 (one in f32, less coop), 5 others.
+    assert_eq!(checked, (5 + 5) + (12 + 5), "pipelines checked");
+}

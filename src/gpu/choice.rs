@@ -3,7 +3,8 @@
 //! Each choice is, in order: a `BERT_WGPU_*` variable, the adapter's tuning
 //! file (`bert-wgpu tune`), the built-in default for the adapter type.
 
-use super::pipelines::{LinearVariant, Preamble};
+use super::spec::linear::LinearVariant;
+use super::spec::Preamble;
 use crate::gpu::Tuning;
 
 /// Which GEMM kernel runs a linear layer.

@@ -8,8 +8,11 @@ pub mod harness;
 mod pipelines;
 mod plan;
 mod profile;
+mod record;
 mod runner;
+pub mod spec;
 pub mod tune;
+mod weights;
 
 pub use choice::{
     choose_attention, choose_gemm, splitk_splits, tile_variant, AttentionKernel, GemmKernel,
@@ -18,10 +21,11 @@ pub use choice::{
 pub use context::{list_adapters, AdapterReport, CoopConfig, GpuContext};
 pub use convert::{decode, encode, stored_bytes};
 pub use harness::KernelHarness;
-pub use pipelines::{
-    assemble_coop_shader, assemble_shader, assemble_shader_with_output, KernelKind, LinearVariant,
-    Preamble,
-};
 pub use profile::StepTime;
 pub use runner::{GpuExecutor, GpuStats, LoadStats};
+pub use spec::linear::LinearVariant;
+pub use spec::{
+    assemble_coop_shader, assemble_shader, assemble_shader_with_output, Access, Binding,
+    KernelKind, Preamble,
+};
 pub use tune::Tuning;

@@ -1,5 +1,6 @@
 //! Per-step GPU times of one forward from timestamp queries (`bench --profile`).
 
+use super::record::record;
 use super::runner::GpuExecutor;
 use crate::error::{Error, Result};
 use crate::inputs::Encoding;
@@ -68,20 +69,7 @@ impl GpuExecutor {
             let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("profile"),
             });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("bert profile"),
-                    timestamp_writes: None,
-                });
-                for (i, d) in plan.dispatches.iter().enumerate() {
-                    let [x, y, z] = d.grid;
-                    pass.write_timestamp(&set, i as u32);
-                    pass.set_pipeline(&d.pipeline);
-                    pass.set_bind_group(0, &d.bind_group, &[]);
-                    pass.dispatch_workgroups(x, y, z);
-                }
-                pass.write_timestamp(&set, count - 1);
-            }
+            record(&mut encoder, "bert profile", &plan.dispatches, Some(&set));
             encoder.resolve_query_set(&set, 0..count, &resolve, 0);
             encoder.copy_buffer_to_buffer(&resolve, 0, &readback, 0, bytes);
             (q.submit(Some(encoder.finish())), readback)

@@ -2,18 +2,19 @@
 //! buffers and bind groups planned once per (sequences, seq) and reused, and
 //! a forward that is one command encoder, one submit, one readback.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::convert::{decode, stored_bytes};
 use super::pipelines::Pipelines;
-use super::plan::{Plan, PlanCache, StepWeights};
+use super::plan::{tensor_dtypes, Plan, PlanCache, PlanSource};
+use super::record::record;
+use super::weights::Resident;
 use super::GpuContext;
 use crate::checkpoint::Tensor;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Op, Output};
+use crate::graph::{Graph, Output};
 use crate::inputs::Encoding;
 use crate::kernels;
 use crate::model::DType;
@@ -44,11 +45,10 @@ pub struct GpuExecutor {
     pub(super) pipes: Pipelines,
     pub(super) graph: Graph,
     pub(super) cfg: BertConfig,
-    pub(super) weights: Vec<StepWeights>,
-    pub(super) dummy: wgpu::Buffer,
+    pub(super) resident: Resident,
     pub(super) plans: Mutex<PlanCache>,
     pub(super) load_stats: LoadStats,
-    /// Storage type of each graph tensor ([`super::plan::tensor_dtypes`]).
+    /// Storage type of each graph tensor ([`tensor_dtypes`]).
     pub(super) tensor_dtype: Vec<DType>,
     forwards: AtomicU64,
     submits: AtomicU64,
@@ -65,70 +65,6 @@ pub struct LoadStats {
     pub bytes: u64,
     /// Wall time of the uploads (conversion included), seconds.
     pub seconds: f64,
-}
-
-/// A progress bar over `steps` graph steps on stderr, or a hidden one.
-fn upload_bar(show: bool, steps: usize) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "uploading weights {bar:40} {pos}/{len} steps {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
-}
-
-/// Uploads host f32 `parts`, laid end to end, as `dtype` into one new
-/// storage buffer (a fused linear's weights are several parts): each part
-/// is converted and copied into the buffer's memory mapped at creation (no
-/// staging buffer, no queue copy). In f32 that copy reads straight from
-/// where the part lies (for a checkpoint read in place, the file's
-/// mapping): the one copy of the load.
-fn upload(ctx: &GpuContext, dtype: DType, name: &str, parts: &[&[f32]]) -> Result<wgpu::Buffer> {
-    // f16 pads each encoded part to 4 bytes, so odd-length parts are joined
-    // first (f16 has to be converted into new memory anyway).
-    let joined;
-    let parts = if dtype != DType::F32 && parts.len() > 1 {
-        joined = parts.concat();
-        &[joined.as_slice()][..]
-    } else {
-        parts
-    };
-    let count: usize = parts.iter().map(|p| p.len()).sum();
-    let bytes = stored_bytes(dtype, count);
-    ctx.check_size(name, bytes)?;
-    ctx.scoped(
-        &format!("uploading `{name}`"),
-        || -> Result<wgpu::Buffer> {
-            let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(name),
-                size: bytes.max(16).next_multiple_of(16),
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: true,
-            });
-            {
-                let mut view = buf
-                    .slice(..)
-                    .get_mapped_range_mut()
-                    .map_err(|e| Error::Gpu {
-                        context: format!("uploading `{name}`"),
-                        message: e.to_string(),
-                    })?;
-                let mut at = 0;
-                for part in parts {
-                    let encoded = super::convert::encode(dtype, name, part)?;
-                    view.slice(at..at + encoded.len()).copy_from_slice(&encoded);
-                    at += encoded.len();
-                }
-            }
-            buf.unmap();
-            Ok(buf)
-        },
-    )?
 }
 
 impl GpuExecutor {
@@ -155,55 +91,9 @@ impl GpuExecutor {
             pipes.tuning = super::tune::at_first_use(&ctx, cfg, dtype, progress);
         }
         let started = std::time::Instant::now();
-        let total = std::cell::Cell::new(0u64);
-        let bar = upload_bar(progress, graph.steps.len());
-        let put = |dtype: DType, name: &str, parts: &[&[f32]]| -> Result<wgpu::Buffer> {
-            let count: usize = parts.iter().map(|p| p.len()).sum();
-            total.set(total.get() + stored_bytes(dtype, count));
-            bar.set_message(format!("{:.0} MB", total.get() as f64 / 1e6));
-            upload(&ctx, dtype, name, parts)
-        };
-        // Matrices in the storage type; vectors (bias, γ, β) in f32.
-        let param = |dtype: DType, name: &str| -> Result<wgpu::Buffer> {
-            put(dtype, name, &[weights.get(name)?])
-        };
-        let mut step_weights = Vec::with_capacity(graph.steps.len());
-        for step in &graph.steps {
-            step_weights.push(match &step.op {
-                Op::Embeddings { tables, out, .. } => StepWeights::Embeddings {
-                    word: param(dtype, &tables.word)?,
-                    position: param(dtype, &tables.position)?,
-                    token_type: match &tables.token_type {
-                        Some(name) => param(dtype, name)?,
-                        None => put(
-                            dtype,
-                            "no token types",
-                            &[&vec![0.0; graph.tensors[out.0].cols]],
-                        )?,
-                    },
-                    gamma: param(DType::F32, &format!("{}.weight", tables.norm))?,
-                    beta: param(DType::F32, &format!("{}.bias", tables.norm))?,
-                },
-                Op::Linear { modules, .. } => {
-                    let lw = weights.linear_parts(modules)?;
-                    StepWeights::Linear {
-                        weight: put(dtype, &format!("{}.weight", step.module), &lw.weights)?,
-                        bias: put(DType::F32, &format!("{}.bias", step.module), &[&lw.bias])?,
-                        n: lw.out_features,
-                    }
-                }
-                Op::Attention { .. } => StepWeights::Attention,
-                Op::LayerNorm { .. } => StepWeights::LayerNorm {
-                    gamma: param(DType::F32, &format!("{}.weight", step.module))?,
-                    beta: param(DType::F32, &format!("{}.bias", step.module))?,
-                },
-            });
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let dummy = upload(&ctx, DType::F32, "dummy", &[&[0.0; 4]])?;
+        let resident = Resident::upload(&ctx, &graph, weights, dtype, progress)?;
         let load_stats = LoadStats {
-            bytes: total.get(),
+            bytes: resident.bytes,
             seconds: started.elapsed().as_secs_f64(),
         };
         log::info!(
@@ -212,14 +102,13 @@ impl GpuExecutor {
             load_stats.seconds * 1e3
         );
         Ok(GpuExecutor {
-            tensor_dtype: super::plan::tensor_dtypes(&graph, dtype),
+            tensor_dtype: tensor_dtypes(&graph, dtype),
             ctx,
             pipes,
             graph,
             cfg: cfg.clone(),
-            weights: step_weights,
-            dummy,
-            plans: Mutex::new(HashMap::new()),
+            resident,
+            plans: Mutex::new(PlanCache::default()),
             load_stats,
             forwards: AtomicU64::new(0),
             submits: AtomicU64::new(0),
@@ -245,7 +134,7 @@ impl GpuExecutor {
     pub fn allocated_bytes(&self) -> u64 {
         let plans: u64 = match self.plans.lock() {
             Ok(plans) => plans
-                .values()
+                .plans()
                 .map(|p| p.lock().map(|p| p.bytes).unwrap_or(0))
                 .sum(),
             Err(_) => 0,
@@ -308,18 +197,7 @@ impl GpuExecutor {
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("forward"),
                     });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("bert"),
-                    timestamp_writes: None,
-                });
-                for d in &plan.dispatches {
-                    let [x, y, z] = d.grid;
-                    pass.set_pipeline(&d.pipeline);
-                    pass.set_bind_group(0, &d.bind_group, &[]);
-                    pass.dispatch_workgroups(x, y, z);
-                }
-            }
+            record(&mut encoder, "bert", &plan.dispatches, None);
             let mut off = 0u64;
             for t in &outs {
                 let count = g.rows(*t, n_seq, seq) * g.tensors[t.0].cols;
@@ -367,6 +245,31 @@ impl GpuExecutor {
 }
 
 impl GpuExecutor {
+    /// The plan of (n_seq, seq), built now when not cached.
+    pub(super) fn plan(&self, n_seq: usize, seq: usize) -> Result<Arc<Mutex<Plan>>> {
+        let mut plans = self.plans.lock().map_err(|_| Error::Gpu {
+            context: "plan cache".into(),
+            message: "poisoned lock".into(),
+        })?;
+        let src = PlanSource {
+            ctx: &self.ctx,
+            pipes: &self.pipes,
+            graph: &self.graph,
+            weights: &self.resident,
+            tensor_dtype: &self.tensor_dtype,
+        };
+        let (plan, built) = plans.get_or_build((n_seq, seq), || Plan::build(&src, n_seq, seq))?;
+        if built {
+            self.plans_built.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(plan)
+    }
+
+    /// The (sequences, seq) shapes planned now, sorted.
+    pub fn planned_shapes(&self) -> Vec<(usize, usize)> {
+        self.plans.lock().map(|p| p.shapes()).unwrap_or_default()
+    }
+
     /// Queues the writes of `enc`'s ids, token types and additive mask into
     /// `plan`'s input buffers (they land before the next submit).
     pub(super) fn write_inputs(&self, plan: &Plan, enc: &Encoding) {

@@ -1,11 +1,13 @@
-//! How the harness runs its dispatches: upload the inputs into fresh
-//! buffers, bind them as each launch's slots say, record every launch in
-//! one pass, submit once and read the output back.
+//! How the harness runs a kernel: upload the inputs into fresh buffers,
+//! bind them through the kernel's launch spec, record its launches through
+//! the runner's recording path (`reps` times) in one submit and read the
+//! output back.
 
 use super::KernelHarness;
 use crate::error::{Error, Result};
 use crate::gpu::convert::{decode, stored_bytes};
-use crate::gpu::pipelines::Kernel;
+use crate::gpu::record::{record, Dispatch};
+use crate::gpu::spec::Launch;
 use crate::model::DType;
 
 /// One storage input of a dispatch: a label and its bytes.
@@ -14,76 +16,42 @@ pub(super) struct Input<'a> {
     pub(super) bytes: std::borrow::Cow<'a, [u8]>,
 }
 
-/// Where one binding of a harness dispatch comes from.
-pub(super) enum Slot {
-    /// The n-th input.
-    Input(usize),
-    /// The output buffer.
-    Output,
+/// The buffers of one harness run, for the kernel's bindings.
+pub(super) struct Buffers {
+    /// One per input, in order.
+    pub(super) inputs: Vec<wgpu::Buffer>,
+    /// The output.
+    pub(super) out: wgpu::Buffer,
     /// The uniform parameters.
-    Params,
+    pub(super) params: wgpu::Buffer,
     /// The split-k partial sums.
-    Scratch,
+    pub(super) scratch: wgpu::Buffer,
 }
 
-/// One dispatch of a harness run.
-pub(super) struct HarnessLaunch<'k> {
-    pub(super) kernel: &'k Kernel,
-    pub(super) slots: Vec<Slot>,
-    pub(super) grid: [u32; 3],
+/// What one harness run produces and needs besides its inputs.
+pub(super) struct RunShape<'p> {
+    /// Elements and storage type of the output.
+    pub(super) out: (usize, DType),
+    /// Bytes of the scratch buffer.
+    pub(super) scratch_bytes: u64,
+    /// The uniform parameters.
+    pub(super) params: &'p [u8],
+    /// Times the launches are recorded, in order, in the one pass.
+    pub(super) reps: u32,
 }
 
 impl KernelHarness {
-    /// Uploads `inputs` (bindings 0..), binds an `out_len`-element output next
-    /// and `params` as the uniform after it, dispatches `grid` once in one
-    /// submit and reads the output back.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn dispatch(
-        &self,
-        name: &str,
-        kernel: &Kernel,
-        inputs: &[Input<'_>],
-        out: (usize, DType),
-        params: &[u8],
-        grid: [u32; 3],
-        reps: u32,
-    ) -> Result<Vec<f32>> {
-        let slots = (0..inputs.len())
-            .map(Slot::Input)
-            .chain([Slot::Output, Slot::Params])
-            .collect();
-        let launch = HarnessLaunch {
-            kernel,
-            slots,
-            grid,
-        };
-        self.run_launches(name, inputs, out, 0, params, &[launch], reps)
-    }
-
-    /// Uploads `inputs`, makes the output (`out_len` elements of `out_dtype`),
-    /// a scratch buffer of `scratch_bytes` and the uniform `params`, records
-    /// `launches` (each `reps` times, in order) in one pass and one submit,
-    /// and reads the output back.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn run_launches(
+    /// Uploads `inputs`, makes the output, scratch and uniform buffers,
+    /// records the launches `launches` makes over them (`shape.reps` times)
+    /// in one pass and one submit, and reads the output back.
+    pub(super) fn execute(
         &self,
         name: &str,
         inputs: &[Input<'_>],
-        (out_len, out_dtype): (usize, DType),
-        scratch_bytes: u64,
-        params: &[u8],
-        launches: &[HarnessLaunch<'_>],
-        reps: u32,
+        shape: RunShape<'_>,
+        launches: impl for<'b> FnOnce(&'b Buffers) -> Vec<Launch<'b>>,
     ) -> Result<Vec<f32>> {
-        let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
-        for l in launches {
-            if l.grid.iter().any(|&g| g > max_groups) {
-                return Err(Error::Unsupported(format!(
-                    "{name}: dispatch grid {:?} exceeds the device limit of {max_groups} workgroups per dimension",
-                    l.grid
-                )));
-            }
-        }
+        let (out_len, out_dtype) = shape.out;
         let padded = |bytes: u64| bytes.max(16).next_multiple_of(16);
         let out_bytes = stored_bytes(out_dtype, out_len);
         for input in inputs {
@@ -92,105 +60,68 @@ impl KernelHarness {
         }
         self.ctx.check_size(&format!("{name} output"), out_bytes)?;
         self.ctx
-            .check_size(&format!("{name} split-k partial sums"), scratch_bytes)?;
+            .check_size(&format!("{name} split-k partial sums"), shape.scratch_bytes)?;
         let dev = &self.ctx.device;
         let queue = &self.ctx.queue;
+        let buffer = |label: &str, bytes: u64, usage| {
+            dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: padded(bytes),
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        use wgpu::BufferUsages as U;
         let (index, staging) = self.ctx.scoped(&format!("running {name}"), || {
-            let mut buffers = Vec::with_capacity(inputs.len());
+            let mut uploaded = Vec::with_capacity(inputs.len());
             for input in inputs {
-                let buf = dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(input.label),
-                    size: padded(input.bytes.len() as u64),
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
+                let buf = buffer(
+                    input.label,
+                    input.bytes.len() as u64,
+                    U::STORAGE | U::COPY_DST,
+                );
                 if !input.bytes.is_empty() {
                     queue.write_buffer(&buf, 0, &input.bytes);
                 }
-                buffers.push(buf);
+                uploaded.push(buf);
             }
-            let out = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("output"),
-                size: padded(out_bytes),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let scratch = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("scratch"),
-                size: padded(scratch_bytes),
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            });
-            let uniform = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("params"),
-                size: padded(params.len() as u64),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            queue.write_buffer(&uniform, 0, params);
-            let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: padded(out_bytes),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let groups: Vec<wgpu::BindGroup> = launches
-                .iter()
-                .map(|l| {
-                    let entries: Vec<wgpu::BindGroupEntry> = l
-                        .slots
-                        .iter()
-                        .enumerate()
-                        .map(|(i, slot)| wgpu::BindGroupEntry {
-                            binding: i as u32,
-                            resource: match slot {
-                                Slot::Input(k) => buffers[*k].as_entire_binding(),
-                                Slot::Output => out.as_entire_binding(),
-                                Slot::Params => uniform.as_entire_binding(),
-                                Slot::Scratch => scratch.as_entire_binding(),
-                            },
-                        })
-                        .collect();
-                    dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(name),
-                        layout: &l.kernel.layout,
-                        entries: &entries,
-                    })
-                })
-                .collect();
+            let bufs = Buffers {
+                inputs: uploaded,
+                out: buffer("output", out_bytes, U::STORAGE | U::COPY_SRC),
+                params: buffer(
+                    "params",
+                    shape.params.len() as u64,
+                    U::UNIFORM | U::COPY_DST,
+                ),
+                scratch: buffer("scratch", shape.scratch_bytes, U::STORAGE),
+            };
+            queue.write_buffer(&bufs.params, 0, shape.params);
+            let staging = buffer("readback", out_bytes, U::MAP_READ | U::COPY_DST);
+            let launches = launches(&bufs);
+            let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
+            let mut dispatches = Vec::with_capacity(launches.len());
+            for l in &launches {
+                if l.grid.iter().any(|&g| g > max_groups) {
+                    return Err(Error::Unsupported(format!(
+                        "{name}: dispatch grid {:?} exceeds the device limit of {max_groups} workgroups per dimension",
+                        l.grid
+                    )));
+                }
+                dispatches.push(Dispatch::new(&self.ctx, &self.pipes, 0, name, l)?);
+            }
             let mut encoder =
                 dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(name) });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(name),
-                    timestamp_writes: None,
-                });
-                for _ in 0..reps.max(1) {
-                    for (l, bg) in launches.iter().zip(&groups) {
-                        pass.set_pipeline(&l.kernel.pipeline);
-                        pass.set_bind_group(0, bg, &[]);
-                        pass.dispatch_workgroups(l.grid[0], l.grid[1], l.grid[2]);
-                    }
-                }
-            }
-            encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, out_bytes);
-            (queue.submit(Some(encoder.finish())), staging)
-        })?;
-        self.read_back(name, &staging, out_bytes, (out_len, out_dtype), index)
-    }
-
-    /// Maps `staging` once `index` finished and decodes `count` elements.
-    fn read_back(
-        &self,
-        name: &str,
-        staging: &wgpu::Buffer,
-        bytes: u64,
-        (count, dtype): (usize, DType),
-        index: wgpu::SubmissionIndex,
-    ) -> Result<Vec<f32>> {
+            let reps = shape.reps.max(1) as usize;
+            let all = dispatches.iter().cycle().take(reps * dispatches.len());
+            record(&mut encoder, name, all, None);
+            encoder.copy_buffer_to_buffer(&bufs.out, 0, &staging, 0, out_bytes);
+            Ok((queue.submit(Some(encoder.finish())), staging))
+        })??;
         let data = self
             .ctx
-            .read_mapped(staging, bytes, index, name, |v| decode(dtype, v, count))?;
+            .read_mapped(&staging, out_bytes, index, name, |v| {
+                decode(out_dtype, v, out_len)
+            })?;
         self.ctx.check(&format!("reading back {name}"))?;
         Ok(data)
     }

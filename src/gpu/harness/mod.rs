@@ -8,13 +8,16 @@
 //! back through a `MAP_READ` staging buffer. Argument shapes are validated on
 //! the CPU ([`Error::Input`]); every wgpu error becomes an [`Error`].
 
-use super::choice::{choose_attention, choose_gemm, tile_variant, AttentionKernel, GemmKernel};
+use super::choice::{AttentionKernel, GemmKernel};
 use super::convert::encode;
-use super::pipelines::{KernelKind, LinearVariant, Pipelines};
-use super::plan::{
-    attention_launch, linear_launch, row_grid, AttnParams, EmbParams, LinearLaunch, LinearParams,
-    LnParams,
+use super::pipelines::Pipelines;
+use super::spec::attention::{self, AttentionBinds, AttnParams};
+use super::spec::embeddings::{self, EmbParams, EmbeddingsBinds, TableRows};
+use super::spec::layernorm::{self, LayerNormBinds, LnParams};
+use super::spec::linear::{
+    choose_launch, ForcedGemm, LinearLaunch, LinearParams, LinearTiledBinds, LinearVariant,
 };
+use super::spec::KernelKind;
 use super::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::embeddings::EmbeddingTables;
@@ -22,10 +25,9 @@ use crate::kernels::linear::LinearShape;
 use crate::model::DType;
 
 mod launch;
-use launch::{HarnessLaunch, Input, Slot};
+use launch::{Input, RunShape};
 
-/// Largest attention head size `attention.wgsl` supports (its `MAX_D`).
-pub const MAX_HEAD_DIM: usize = 128;
+pub use super::spec::attention::MAX_HEAD_DIM;
 
 /// Compiled kernels on a device, run one dispatch at a time.
 pub struct KernelHarness {
@@ -57,11 +59,6 @@ fn product(dims: &[usize], what: &str) -> Result<usize> {
     dims.iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| Error::input(format!("{what}: size {dims:?} overflows")))
-}
-
-/// `v` as a u32 kernel parameter, or an input error naming it.
-fn as_u32(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::input(format!("{what} = {v} does not fit in u32")))
 }
 
 /// Errors unless `len == want`.
@@ -174,22 +171,12 @@ impl KernelHarness {
     /// The launch a `linear` call of this shape gets (forced or chosen as
     /// the runner would).
     fn linear_plan(&self, m: usize, n: usize, k: usize, x_row_stride: usize) -> LinearLaunch {
-        let choice = self.gemm.unwrap_or_else(|| {
-            choose_gemm(
-                self.ctx.info.device_type,
-                self.pipes.coop,
-                self.pipes.tuning.as_ref(),
-                m,
-                n,
-                k,
-                x_row_stride,
-            )
-        });
+        let forced = ForcedGemm {
+            gemm: self.gemm,
+            tile: self.tile,
+        };
         let out = self.linear_out.unwrap_or(self.pipes.dtype);
-        let tile = self
-            .tile
-            .unwrap_or_else(|| tile_variant(self.pipes.tuning.as_ref()));
-        linear_launch(choice, tile, out, m, n, k, x_row_stride)
+        choose_launch(&self.ctx, &self.pipes, forced, out, m, n, k, x_row_stride)
     }
 
     /// The GEMM pipeline a `linear` call of this shape runs (the first
@@ -212,7 +199,7 @@ impl KernelHarness {
             n,
             k,
             x_row_stride,
-            act,
+            ..
         } = s;
         if x_row_stride < k {
             return Err(Error::input(format!(
@@ -238,16 +225,7 @@ impl KernelHarness {
         }
         let launch = self.linear_plan(m, n, k, x_row_stride);
         let out = self.linear_out.unwrap_or(self.pipes.dtype);
-        let p = LinearParams {
-            m: as_u32(m, "linear m")?,
-            n: as_u32(n, "linear n")?,
-            k: as_u32(k, "linear k")?,
-            x_row_stride: as_u32(x_row_stride, "linear x_row_stride")?,
-            act: act.code(),
-            has_residual: u32::from(residual.is_some()),
-            k_chunk: as_u32(launch.k_chunk, "linear k_chunk")?,
-            splits: as_u32(launch.splits, "linear splits")?,
-        };
+        let p = LinearParams::new(&s, residual.is_some(), &launch)?;
         if out_len == 0 {
             return Ok(Vec::new());
         }
@@ -262,47 +240,23 @@ impl KernelHarness {
             },
             self.stored("residual", r)?,
         ];
-        // Bindings as the runner makes them: x, w, b, r, y, params (+ the
-        // split-k partial sums for the tiled kernel); then, when split,
-        // the reduce pass over part, b, r, y, params.
-        let mut gemm_slots = vec![
-            Slot::Input(0),
-            Slot::Input(1),
-            Slot::Input(2),
-            Slot::Input(3),
-            Slot::Output,
-            Slot::Params,
-        ];
-        if matches!(launch.kind, KernelKind::Linear(v, _) if v.is_tiled()) {
-            gemm_slots.push(Slot::Scratch);
-        }
-        let mut launches = vec![HarnessLaunch {
-            kernel: self.pipes.get(&self.ctx, launch.kind)?,
-            slots: gemm_slots,
-            grid: launch.grid,
-        }];
-        if let Some((kind, grid)) = launch.reduce {
-            launches.push(HarnessLaunch {
-                kernel: self.pipes.get(&self.ctx, kind)?,
-                slots: vec![
-                    Slot::Scratch,
-                    Slot::Input(2),
-                    Slot::Input(3),
-                    Slot::Output,
-                    Slot::Params,
-                ],
-                grid,
-            });
-        }
-        self.run_launches(
-            "linear",
-            &inputs,
-            (out_len, out),
-            launch.partial_elems(m, n) as u64 * 4,
-            bytemuck::bytes_of(&p),
-            &launches,
+        let shape = RunShape {
+            out: (out_len, out),
+            scratch_bytes: launch.partial_elems(m, n) as u64 * 4,
+            params: bytemuck::bytes_of(&p),
             reps,
-        )
+        };
+        self.execute("linear", &inputs, shape, |bufs| {
+            launch.launches(&LinearTiledBinds {
+                x: &bufs.inputs[0],
+                w: &bufs.inputs[1],
+                b: &bufs.inputs[2],
+                r: &bufs.inputs[3],
+                y: &bufs.out,
+                p: &bufs.params,
+                part: &bufs.scratch,
+            })
+        })
     }
 
     /// `attention.wgsl` with the contract of
@@ -365,41 +319,39 @@ impl KernelHarness {
         )?;
         expect_len("attention mask (batch·seq)", mask_add.len(), tokens)?;
         let out_len = product(&[tokens, hidden], "attention out")?;
-        let p = AttnParams {
-            batch: as_u32(batch, "attention batch")?,
-            seq: as_u32(seq, "attention seq")?,
-            heads: as_u32(heads, "attention heads")?,
-            head_dim: as_u32(d, "attention head_dim")?,
-            scale: 1.0 / (d as f32).sqrt(),
-            _pad: [0; 3],
-        };
+        let p = AttnParams::new(batch, seq, heads, d)?;
         if out_len == 0 {
             return Ok(Vec::new());
         }
-        let choice = self.attention.unwrap_or_else(|| {
-            choose_attention(
-                self.pipes.tuning.as_ref(),
-                d,
-                self.ctx.limits.max_compute_workgroup_storage_size,
-            )
-        });
-        let (kind, grid) = attention_launch(choice, batch, seq, heads, d);
-        let kernel = self.pipes.get(&self.ctx, kind)?;
-        self.dispatch(
-            "attention",
-            kernel,
-            &[
-                self.stored("qkv", qkv)?,
-                Input {
-                    label: "mask",
-                    bytes: encode(DType::F32, "mask", mask_add)?,
-                },
-            ],
-            (out_len, self.pipes.dtype),
-            bytemuck::bytes_of(&p),
-            grid,
+        let inputs = [
+            self.stored("qkv", qkv)?,
+            Input {
+                label: "mask",
+                bytes: encode(DType::F32, "mask", mask_add)?,
+            },
+        ];
+        let shape = RunShape {
+            out: (out_len, self.pipes.dtype),
+            scratch_bytes: 0,
+            params: bytemuck::bytes_of(&p),
             reps,
-        )
+        };
+        self.execute("attention", &inputs, shape, |bufs| {
+            let binds = AttentionBinds {
+                qkv: &bufs.inputs[0],
+                mask: &bufs.inputs[1],
+                out: &bufs.out,
+                p: &bufs.params,
+            };
+            let dims = [batch, seq, heads, d];
+            vec![attention::launch(
+                &self.ctx,
+                &self.pipes,
+                self.attention,
+                dims,
+                &binds,
+            )]
+        })
     }
 
     /// `layernorm.wgsl`: `LN(x + residual) · γ + β` per row, with the
@@ -428,43 +380,41 @@ impl KernelHarness {
             expect_len("layer_norm residual (rows, cols)", r.len(), x.len())?;
         }
         let rows = x.len() / cols;
-        let p = LnParams {
-            rows: as_u32(rows, "layer_norm rows")?,
-            cols: as_u32(cols, "layer_norm cols")?,
-            eps,
-            has_residual: u32::from(residual.is_some()),
-        };
+        let p = LnParams::new(rows, cols, eps, residual.is_some())?;
         if rows == 0 {
             return Ok(Vec::new());
         }
         let dummy = [0.0f32; 4];
         let r = residual.unwrap_or(&dummy);
-        self.dispatch(
-            "layer_norm",
-            self.pipes.get(&self.ctx, KernelKind::LayerNorm)?,
-            &[
-                Input {
-                    label: "x",
-                    bytes: encode(DType::F32, "x", x)?,
-                },
-                Input {
-                    label: "residual",
-                    bytes: encode(DType::F32, "residual", r)?,
-                },
-                Input {
-                    label: "gamma",
-                    bytes: encode(DType::F32, "gamma", gamma)?,
-                },
-                Input {
-                    label: "beta",
-                    bytes: encode(DType::F32, "beta", beta)?,
-                },
-            ],
-            (x.len(), self.pipes.dtype),
-            bytemuck::bytes_of(&p),
-            row_grid(rows),
-            1,
-        )
+        let f32_input = |label, data| -> Result<Input> {
+            Ok(Input {
+                label,
+                bytes: encode(DType::F32, label, data)?,
+            })
+        };
+        let inputs = [
+            f32_input("x", x)?,
+            f32_input("residual", r)?,
+            f32_input("gamma", gamma)?,
+            f32_input("beta", beta)?,
+        ];
+        let shape = RunShape {
+            out: (x.len(), self.pipes.dtype),
+            scratch_bytes: 0,
+            params: bytemuck::bytes_of(&p),
+            reps: 1,
+        };
+        self.execute("layer_norm", &inputs, shape, |bufs| {
+            let binds = LayerNormBinds {
+                x: &bufs.inputs[0],
+                r: &bufs.inputs[1],
+                gamma: &bufs.inputs[2],
+                beta: &bufs.inputs[3],
+                out: &bufs.out,
+                p: &bufs.params,
+            };
+            vec![layernorm::launch(rows, &binds)]
+        })
     }
 
     /// `embeddings.wgsl` with the contract of
@@ -534,51 +484,61 @@ impl KernelHarness {
         }
         let tokens = ids.len();
         let out_len = product(&[tokens, hidden], "embeddings out")?;
-        let p = EmbParams {
-            tokens: as_u32(tokens, "embeddings tokens")?,
-            seq: as_u32(seq, "embeddings seq")?,
-            hidden: as_u32(hidden, "embeddings hidden")?,
-            eps: tables.eps,
-            vocab: as_u32(vocab, "embeddings vocab")?,
-            max_pos: as_u32(max_pos, "embeddings max_pos")?,
-            type_vocab: as_u32(type_vocab, "embeddings type_vocab")?,
-            _pad: 0,
+        let rows = TableRows {
+            vocab,
+            max_pos,
+            type_vocab,
         };
+        let p = EmbParams::new(tokens, seq, hidden, tables.eps, rows)?;
         if tokens == 0 {
             return Ok(Vec::new());
         }
-        self.dispatch(
-            "embeddings",
-            self.pipes.get(&self.ctx, KernelKind::Embeddings)?,
-            &[
-                Input {
-                    label: "ids",
-                    bytes: bytemuck::cast_slice(ids).into(),
-                },
-                Input {
-                    label: "types",
-                    bytes: bytemuck::cast_slice(types).into(),
-                },
-                Input {
-                    label: "positions",
-                    bytes: bytemuck::cast_slice(positions).into(),
-                },
-                self.stored("word", tables.word)?,
-                self.stored("position", tables.position)?,
-                self.stored("token_type", tables.token_type)?,
-                Input {
-                    label: "gamma",
-                    bytes: encode(DType::F32, "gamma", tables.gamma)?,
-                },
-                Input {
-                    label: "beta",
-                    bytes: encode(DType::F32, "beta", tables.beta)?,
-                },
-            ],
-            (out_len, self.pipes.dtype),
-            bytemuck::bytes_of(&p),
-            row_grid(tokens),
-            1,
-        )
+        let inputs = [
+            Input {
+                label: "ids",
+                bytes: bytemuck::cast_slice(ids).into(),
+            },
+            Input {
+                label: "types",
+                bytes: bytemuck::cast_slice(types).into(),
+            },
+            Input {
+                label: "positions",
+                bytes: bytemuck::cast_slice(positions).into(),
+            },
+            self.stored("word", tables.word)?,
+            self.stored("position", tables.position)?,
+            self.stored("token_type", tables.token_type)?,
+            Input {
+                label: "gamma",
+                bytes: encode(DType::F32, "gamma", tables.gamma)?,
+            },
+            Input {
+                label: "beta",
+                bytes: encode(DType::F32, "beta", tables.beta)?,
+            },
+        ];
+        let shape = RunShape {
+            out: (out_len, self.pipes.dtype),
+            scratch_bytes: 0,
+            params: bytemuck::bytes_of(&p),
+            reps: 1,
+        };
+        self.execute("embeddings", &inputs, shape, |bufs| {
+            let b = &bufs.inputs;
+            let binds = EmbeddingsBinds {
+                ids: &b[0],
+                types: &b[1],
+                positions: &b[2],
+                word: &b[3],
+                position: &b[4],
+                token_type: &b[5],
+                gamma: &b[6],
+                beta: &b[7],
+                out: &bufs.out,
+                p: &bufs.params,
+            };
+            vec![embeddings::launch(tokens, &binds)]
+        })
     }
 }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::choice::{AttentionKernel, GemmKernel};
-use super::pipelines::LinearVariant;
+use super::spec::linear::LinearVariant;
 use super::{GpuContext, KernelHarness};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
