@@ -59,6 +59,17 @@ impl Rng {
 /// A randomly initialised `BertModel` of shape `cfg` (weights ~ U(-0.05, 0.05),
 /// LayerNorm weights near 1), stored as `dtype` on the GPU.
 pub fn random_model(cfg: &BertConfig, device: Device, dtype: DType) -> Result<Model> {
+    let opts = crate::model::LoadOptions {
+        device,
+        dtype,
+        ..Default::default()
+    };
+    random_model_with(cfg, &opts)
+}
+
+/// [`random_model`] loaded with `opts` (device, storage type, kernel
+/// choices, tuning policy).
+pub fn random_model_with(cfg: &BertConfig, opts: &crate::model::LoadOptions) -> Result<Model> {
     let graph = Graph::build(cfg, Head::Base, true);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut tensors = HashMap::new();
@@ -78,17 +89,7 @@ pub fn random_model(cfg: &BertConfig, device: Device, dtype: DType) -> Result<Mo
         tensors.insert(p.name.clone(), Tensor::new(p.shape.clone(), data)?);
     }
     let weights = Weights::from_tensors(tensors);
-    Model::from_parts(
-        cfg.clone(),
-        graph,
-        weights,
-        None,
-        &crate::model::LoadOptions {
-            device,
-            dtype,
-            ..Default::default()
-        },
-    )
+    Model::from_parts(cfg.clone(), graph, weights, None, opts)
 }
 
 /// FLOPs of one encoder forward: per layer 2·s·(4d² + 2·d·d_ff) + 4·s²·d,

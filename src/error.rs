@@ -68,6 +68,17 @@ pub enum Error {
     /// The tokenizer failed or was configured inconsistently with the model.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A kernel or tuning setting (a `BERT_WGPU_*` variable or its
+    /// [`crate::LoadOptions`] field) has a value that is not one of its own.
+    #[error("{name}={value:?} is not a valid setting (expected {allowed})")]
+    Setting {
+        /// The variable or option.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What it accepts.
+        allowed: String,
+    },
     /// Model inputs are invalid (ids out of range, ragged rows, ...).
     #[error("invalid input: {0}")]
     Input(String),

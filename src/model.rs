@@ -6,7 +6,8 @@ use crate::checkpoint::{Checkpoint, Tensor};
 use crate::config::BertConfig;
 use crate::cpu::CpuExecutor;
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuExecutor};
+use crate::gpu::options::{process_env, resolve_timeout};
+use crate::gpu::{GpuContext, GpuExecutor, GpuOptions, KernelChoices, TunePolicy};
 use crate::graph::{Graph, Head, Output};
 use crate::heads::{self, Labels};
 use crate::inputs::Encoding;
@@ -104,6 +105,42 @@ pub struct LoadOptions {
     /// Draw progress bars on stderr for Hub downloads and the GPU weight
     /// upload (the CLI turns this on for terminals unless `--quiet`).
     pub progress: bool,
+    /// GPU kernel choices; each one left None comes from its `BERT_WGPU_*`
+    /// variable, then the adapter's tuning file, then the built-in default.
+    /// A variable with a value it does not take is an error at load.
+    pub kernels: KernelChoices,
+    /// Whether GPU kernel choices come from a measurement; None:
+    /// `BERT_WGPU_TUNE`, else [`TunePolicy::Read`] (read the adapter's
+    /// tuning file, never measure). The CLI passes `first-use`.
+    pub tune: Option<TunePolicy>,
+    /// How long one GPU wait may take before it is an error; None:
+    /// `BERT_WGPU_TIMEOUT_SECS`, else 120 s.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl LoadOptions {
+    /// The GPU executor's options with the environment applied (once, here).
+    pub fn gpu_options(&self) -> Result<GpuOptions> {
+        Ok(GpuOptions {
+            dtype: self.dtype,
+            kernels: self.kernels.with_env(&process_env)?,
+            tune: TunePolicy::resolve(self.tune, &process_env, TunePolicy::Read)?,
+            progress: self.progress,
+        })
+    }
+
+    /// A GPU context for these options (software adapters when
+    /// `allow_software`), its wait timeout applied.
+    fn gpu_context(&self, allow_software: bool) -> Result<GpuContext> {
+        let ctx = GpuContext::new(allow_software)?;
+        Ok(match self.timeout {
+            Some(t) => {
+                let t = resolve_timeout(Some(t), &process_env, ctx.timeout())?;
+                ctx.with_timeout(t)
+            }
+            None => ctx,
+        })
+    }
 }
 
 /// HF-named outputs of one forward pass. Fields the head does not produce,
@@ -211,7 +248,9 @@ impl Model {
         tokenizer: Option<BertTokenizer>,
         opts: &LoadOptions,
     ) -> Result<Self> {
-        let (device, dtype, progress) = (opts.device, opts.dtype, opts.progress);
+        let (device, dtype) = (opts.device, opts.dtype);
+        // Bad settings fail before any device is opened, on every executor.
+        let gpu_opts = opts.gpu_options()?;
         let head = graph.head;
         let outputs: Vec<Output> = graph.outputs.iter().map(|(o, _)| *o).collect();
         // Weights built in memory were never checked against the graph.
@@ -248,15 +287,15 @@ impl Model {
             }
             Device::Cpu => cpu(graph, weights)?,
             Device::Gpu => {
-                let ctx = GpuContext::new(true)?;
+                let ctx = opts.gpu_context(true)?;
                 Executor::Gpu(Box::new(GpuExecutor::new(
-                    ctx, &config, graph, &weights, dtype, progress,
+                    ctx, &config, graph, &weights, &gpu_opts,
                 )?))
             }
             Device::Auto => {
-                match GpuContext::new(false) {
+                match opts.gpu_context(false) {
                     Ok(ctx) => Executor::Gpu(Box::new(GpuExecutor::new(
-                        ctx, &config, graph, &weights, dtype, progress,
+                        ctx, &config, graph, &weights, &gpu_opts,
                     )?)),
                     Err(e) => {
                         if dtype == DType::F16 {

@@ -48,7 +48,7 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
             let want: usize = [(3 * h, h), (h, h), (f, h), (h, f)]
                 .iter()
                 .map(|&(n, k)| {
-                    if gemm == "splitk" && bert_wgpu::gpu::splitk_splits(66, n, k).0 > 1 {
+                    if gemm == "splitk" && bert_wgpu::gpu::splitk_splits(66, n, k, None).0 > 1 {
                         2
                     } else {
                         1

@@ -178,6 +178,16 @@ fn default_model() -> String {
     "sentence-transformers/all-MiniLM-L6-v2".into()
 }
 
+/// The CLI's tuning policy: `BERT_WGPU_TUNE`, else first use.
+pub(crate) fn cli_tune_policy() -> anyhow::Result<bert_wgpu::gpu::TunePolicy> {
+    use bert_wgpu::gpu::{options::process_env, TunePolicy};
+    Ok(TunePolicy::resolve(
+        None,
+        &process_env,
+        TunePolicy::FirstUse,
+    )?)
+}
+
 /// The model source and load options the arguments ask for.
 fn load_options(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<(String, LoadOptions)> {
     let source = args.model.clone().unwrap_or_else(default_model);
@@ -188,6 +198,10 @@ fn load_options(args: &ModelArgs, head: Option<Head>) -> anyhow::Result<(String,
         head,
         revision: args.revision.clone(),
         progress: show_progress(),
+        // The CLI measures the kernels once per adapter (unless
+        // BERT_WGPU_TUNE says otherwise); the library only reads.
+        tune: Some(cli_tune_policy()?),
+        ..Default::default()
     };
     Ok((source, opts))
 }

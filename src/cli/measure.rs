@@ -327,17 +327,24 @@ pub(crate) fn info() -> anyhow::Result<()> {
 /// Where `ctx`'s kernel choices come from, per storage type.
 fn kernel_choices(ctx: &bert_wgpu::gpu::GpuContext) {
     use bert_wgpu::gpu::tune::{self, Tuning};
+    let policy = match crate::cli_tune_policy() {
+        Ok(p) => p,
+        Err(e) => {
+            println!("  kernel choices: {e}");
+            return;
+        }
+    };
     for dtype in [DType::F32, DType::F16] {
         if dtype == DType::F16 && !ctx.features.contains(wgpu::Features::SHADER_F16) {
             continue;
         }
         let path = tune::tune_path(ctx, dtype);
-        match Tuning::load(ctx, dtype) {
+        match policy.reads().then(|| Tuning::load(ctx, dtype)).flatten() {
             Some(t) => println!(
                 "  kernel choices ({dtype}): gemm_large {}  gemm_small {}  tile {}  attention {}  (measured on {}; {})",
                 t.gemm_large, t.gemm_small, t.tile, t.attention, t.measured_on, path.display()
             ),
-            None if tune::tunes_at_first_use(ctx) => println!(
+            None if tune::tunes_at_first_use(ctx, policy) => println!(
                 "  kernel choices ({dtype}): none saved yet; the first model loaded measures them ({})",
                 path.display()
             ),

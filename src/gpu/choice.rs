@@ -1,10 +1,11 @@
 //! Which kernel runs each step: the GEMM (register, tiled, split-k,
 //! cooperative matrices) and its tile kernel, and the attention kernel.
-//! Each choice is, in order: a `BERT_WGPU_*` variable, the adapter's tuning
-//! file (`bert-wgpu tune`), the built-in default for the adapter type.
+//! Each choice is, in order: the executor's [`KernelChoices`] (its
+//! `LoadOptions` field or `BERT_WGPU_*` variable, resolved once by
+//! [`super::options`]), the adapter's tuning file (`bert-wgpu tune`), the
+//! built-in default for the adapter type.
 
-use super::spec::linear::LinearVariant;
-use super::spec::Preamble;
+use super::options::{AttentionChoice, GemmChoice, KernelChoices, TileChoice};
 use crate::gpu::Tuning;
 
 /// Which GEMM kernel runs a linear layer.
@@ -35,13 +36,10 @@ const SPLITK_TARGET_GROUPS: usize = 128;
 /// (splits, k_chunk) of a split-k (m, n, k) GEMM: enough splits for
 /// 128 workgroups over the 128 × 128 tiles, each split
 /// at least 128 deep; k_chunk a multiple of the kernel's BK = 16.
-/// `BERT_WGPU_SPLITK=N` forces N splits (for measuring).
-pub fn splitk_splits(m: usize, n: usize, k: usize) -> (usize, usize) {
+/// `forced` (`KernelChoices::splitk`) asks for that many splits.
+pub fn splitk_splits(m: usize, n: usize, k: usize, forced: Option<usize>) -> (usize, usize) {
     let tiles = m.div_ceil(128) * n.div_ceil(128);
-    let forced = std::env::var("BERT_WGPU_SPLITK")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&v| v >= 1);
+    let forced = forced.filter(|&v| v >= 1);
     let want = forced.unwrap_or_else(|| {
         SPLITK_TARGET_GROUPS
             .div_ceil(tiles.max(1))
@@ -72,20 +70,21 @@ pub const ATTENTION_TILED_SHARED_BYTES: u32 = 3 * 16 * 33 * 16 + 16 * 16 * 4 + 3
 pub const ATTENTION_TILED_BQ: u32 = 16;
 
 /// Picks the attention kernel for head size `head_dim` on an adapter whose
-/// workgroup memory limit is `shared_limit` bytes: `BERT_WGPU_ATTENTION=
-/// query|tiled`, else the adapter's tuning file, else the one-query kernel
-/// on every adapter until the tiled one is measured on a real GPU (on
-/// lavapipe, where barriers are expensive, it is 4.6× slower). The tiled
-/// kernel still needs vec4 heads and the workgroup memory.
+/// workgroup memory limit is `shared_limit` bytes: `choices.attention`,
+/// else the adapter's tuning file, else the one-query kernel on every
+/// adapter until the tiled one is measured on a real GPU (on lavapipe,
+/// where barriers are expensive, it is 4.6× slower). The tiled kernel still
+/// needs vec4 heads and the workgroup memory.
 pub fn choose_attention(
+    choices: &KernelChoices,
     tuning: Option<&Tuning>,
     head_dim: usize,
     shared_limit: u32,
 ) -> AttentionKernel {
-    let mode = std::env::var("BERT_WGPU_ATTENTION")
-        .ok()
-        .or_else(|| tuning.map(|t| t.attention.clone()));
-    let tiled = mode.as_deref() == Some("tiled");
+    let mode = choices
+        .attention
+        .or_else(|| tuning.and_then(|t| t.attention.parse().ok()));
+    let tiled = mode == Some(AttentionChoice::Tiled);
     if tiled && head_dim % 4 == 0 && shared_limit >= ATTENTION_TILED_SHARED_BYTES {
         AttentionKernel::Tiled
     } else {
@@ -94,12 +93,13 @@ pub fn choose_attention(
 }
 
 /// Picks the GEMM kernel for an (m, n, k) linear whose input rows are
-/// `x_row_stride` apart. `BERT_WGPU_GEMM=register|tiled|splitk|coop|auto`
-/// overrides the adapter's tuning file (`tuning`: its `gemm_large` or
+/// `x_row_stride` apart. `choices.gemm` overrides the adapter's tuning file (`tuning`: its `gemm_large` or
 /// `gemm_small` by the tile count), which overrides the adapter-based default
 /// (tiled on hardware GPUs, register on CPU adapters); `coop` needs `coop`
 /// (f16 storage on an adapter with cooperative matrices, else it is ignored).
+#[allow(clippy::too_many_arguments)]
 pub fn choose_gemm(
+    choices: &KernelChoices,
     device_type: wgpu::DeviceType,
     coop: Option<crate::gpu::CoopConfig>,
     tuning: Option<&Tuning>,
@@ -108,30 +108,36 @@ pub fn choose_gemm(
     k: usize,
     x_row_stride: usize,
 ) -> GemmKernel {
-    let vec4 = Preamble::for_lengths(&[k, x_row_stride]) == Preamble::Vec4;
+    // The tiled kernels load vec4s along k.
+    let vec4 = k % 4 == 0 && x_row_stride % 4 == 0;
     // Enough 128 × 128 tiles to fill a device.
     let large = m.div_ceil(128) * n.div_ceil(128) >= 64;
-    let mode = std::env::var("BERT_WGPU_GEMM")
-        .ok()
-        .or_else(|| tuning.map(|t| if large { &t.gemm_large } else { &t.gemm_small }.clone()))
-        .unwrap_or_default();
-    if let (Some(c), true, "coop") = (coop, vec4, mode.as_str()) {
+    let mode = choices
+        .gemm
+        .or_else(|| {
+            let t = tuning?;
+            if large { &t.gemm_large } else { &t.gemm_small }
+                .parse()
+                .ok()
+        })
+        .unwrap_or(GemmChoice::Auto);
+    if let (Some(c), true, GemmChoice::Coop) = (coop, vec4, mode) {
         return GemmKernel::Coop(4 * c.frag);
     }
-    let tiled = match mode.as_str() {
-        "register" => false,
-        "tiled" | "splitk" => true,
-        _ => device_type != wgpu::DeviceType::Cpu,
+    let tiled = match mode {
+        GemmChoice::Register => false,
+        GemmChoice::Tiled | GemmChoice::SplitK => true,
+        GemmChoice::Auto | GemmChoice::Coop => device_type != wgpu::DeviceType::Cpu,
     };
     if !tiled || !vec4 {
         return GemmKernel::Register;
     }
-    if mode == "splitk" {
+    if mode == GemmChoice::SplitK {
         return GemmKernel::SplitK;
     }
     // 128 × 128 tiles only pay when there are enough of them to fill the
     // device; small GEMMs (batch 1) keep the finer-grained register kernel.
-    if mode == "tiled" || large {
+    if mode == GemmChoice::Tiled || large {
         GemmKernel::Tiled
     } else {
         GemmKernel::Register
@@ -139,15 +145,12 @@ pub fn choose_gemm(
 }
 
 /// Which 128 × 128 tile kernel [`GemmKernel::Tiled`] and
-/// [`GemmKernel::SplitK`] run: `linear_tiled.wgsl`, or with
-/// `BERT_WGPU_GEMM_TILE=prefetch` `linear_tiled_prefetch.wgsl` (opt-in until
-/// measured on a real GPU), or what the adapter's tuning file chose.
-pub fn tile_variant(tuning: Option<&Tuning>) -> LinearVariant {
-    let mode = std::env::var("BERT_WGPU_GEMM_TILE")
-        .ok()
-        .or_else(|| tuning.map(|t| t.tile.clone()));
-    match mode.as_deref() {
-        Some("prefetch") => LinearVariant::TiledPrefetch,
-        _ => LinearVariant::Tiled,
-    }
+/// [`GemmKernel::SplitK`] run: `choices.tile`, else what the adapter's
+/// tuning file chose, else `linear_tiled.wgsl` (`linear_tiled_prefetch.wgsl`
+/// is opt-in until measured on a real GPU).
+pub fn tile_variant(choices: &KernelChoices, tuning: Option<&Tuning>) -> TileChoice {
+    choices
+        .tile
+        .or_else(|| tuning.and_then(|t| t.tile.parse().ok()))
+        .unwrap_or(TileChoice::Plain)
 }

@@ -61,14 +61,12 @@ pub struct CoopConfig {
 /// The cooperative-matrix configuration `linear_coop.wgsl` can use on
 /// `adapter`: it needs wgpu's experimental cooperative matrices, subgroups,
 /// f16, one fixed subgroup size and a square f16 · f16 + f32 fragment of 16
-/// (preferred) or 8. `BERT_WGPU_COOP=0` turns it off.
-fn coop_config(adapter: &wgpu::Adapter) -> Option<CoopConfig> {
+/// (preferred) or 8. None unless `allowed` ([`coop_allowed`]).
+fn coop_config(adapter: &wgpu::Adapter, allowed: bool) -> Option<CoopConfig> {
     let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
         | wgpu::Features::SUBGROUP
         | wgpu::Features::SHADER_F16;
-    if std::env::var("BERT_WGPU_COOP").is_ok_and(|v| v == "0")
-        || !adapter.features().contains(needed)
-    {
+    if !allowed || !adapter.features().contains(needed) {
         return None;
     }
     let info = adapter.get_info();
@@ -110,6 +108,24 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+/// Whether devices may use cooperative matrices: `BERT_WGPU_COOP=0` turns
+/// them off, `1` (or unset) leaves them on; anything else is an error.
+fn coop_allowed() -> Result<bool> {
+    match std::env::var("BERT_WGPU_COOP")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(v) => Err(Error::Setting {
+            name: "BERT_WGPU_COOP".into(),
+            value: v.into(),
+            allowed: "0|1".into(),
+        }),
+    }
+}
+
 /// Every adapter wgpu can see, with features and limits.
 pub fn list_adapters() -> Vec<AdapterReport> {
     let inst = instance(wgpu::Backends::all());
@@ -119,7 +135,7 @@ pub fn list_adapters() -> Vec<AdapterReport> {
             info: a.get_info(),
             features: a.features(),
             limits: a.limits(),
-            coop: coop_config(&a),
+            coop: coop_config(&a, coop_allowed().unwrap_or(true)),
         })
         .collect()
 }
@@ -222,7 +238,9 @@ impl GpuContext {
             }))
             .map(|dq| (dq, features))
         };
-        let mut coop = coop_config(&adapter);
+        let mut coop = coop_config(&adapter, coop_allowed()?);
+        let timeout =
+            super::options::resolve_timeout(None, &super::options::process_env, DEFAULT_TIMEOUT)?;
         // A device with cooperative matrices, and if the driver refuses
         // that, one without (the feature is only ever an extra).
         let opened = if coop.is_some() {
@@ -255,12 +273,6 @@ impl GpuContext {
                 *r = format!("{why:?}: {msg}");
             }
         });
-        let timeout = std::env::var("BERT_WGPU_TIMEOUT_SECS")
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .unwrap_or(DEFAULT_TIMEOUT);
         Ok(GpuContext {
             device,
             queue,
@@ -280,7 +292,19 @@ impl GpuContext {
     /// handlers: work that may fail badly (timing untried kernels) cannot
     /// lose this one.
     pub fn sibling(&self) -> Result<GpuContext> {
-        Self::from_adapter(self.adapter.clone())
+        Ok(Self::from_adapter(self.adapter.clone())?.with_timeout(self.timeout))
+    }
+
+    /// This context with GPU waits limited to `timeout` instead of
+    /// `BERT_WGPU_TIMEOUT_SECS` or [`DEFAULT_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a GPU wait may take before it is an error.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// `name (backend, type)`.

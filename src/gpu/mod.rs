@@ -5,6 +5,7 @@ mod choice;
 mod context;
 mod convert;
 pub mod harness;
+pub mod options;
 mod pipelines;
 mod plan;
 mod profile;
@@ -12,6 +13,7 @@ mod record;
 mod runner;
 pub mod spec;
 pub mod tune;
+mod tuning;
 mod weights;
 
 pub use choice::{
@@ -21,6 +23,7 @@ pub use choice::{
 pub use context::{list_adapters, AdapterReport, CoopConfig, GpuContext};
 pub use convert::{decode, encode, stored_bytes};
 pub use harness::KernelHarness;
+pub use options::{AttentionChoice, GemmChoice, GpuOptions, KernelChoices, TileChoice, TunePolicy};
 pub use profile::StepTime;
 pub use runner::{GpuExecutor, GpuStats, LoadStats};
 pub use spec::linear::LinearVariant;
@@ -28,4 +31,4 @@ pub use spec::{
     assemble_coop_shader, assemble_shader, assemble_shader_with_output, Access, Binding,
     KernelKind, Preamble,
 };
-pub use tune::Tuning;
+pub use tuning::Tuning;

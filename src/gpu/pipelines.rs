@@ -2,10 +2,13 @@
 //! on first use from its launch spec ([`super::spec`]): the bind-group
 //! layout from the spec's bindings, the module from its assembled source.
 
-use super::spec::linear::{LinearVariant, LINEAR_WG};
+use super::choice::{choose_attention, choose_gemm, tile_variant, AttentionKernel, GemmKernel};
+use super::options::{KernelChoices, TileChoice, TunePolicy};
+use super::spec::linear::{linear_launch, LinearLaunch, LinearVariant, LINEAR_WG};
 use super::spec::{Access, CompileConfig, KernelKind, PipelineSource};
+use super::tuning::Tuning;
+use super::GpuContext;
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, Tuning};
 use crate::model::DType;
 
 /// Pipeline slots: 6 linear variants × 2 output types, then the others.
@@ -51,22 +54,11 @@ pub struct Pipelines {
     /// The cooperative-matrix shape `linear_coop.wgsl` gets here: the
     /// adapter's, under f16 storage only.
     pub coop: Option<crate::gpu::CoopConfig>,
+    /// The kernel choices made for this executor (before the tuning file).
+    pub kernels: KernelChoices,
     /// Workgroup shape of `linear.wgsl` (its grid and its constants).
     pub linear_wg: (u32, u32),
     slots: [std::sync::OnceLock<Kernel>; SLOTS],
-}
-
-/// The linear workgroup shape from `BERT_WGPU_LINEAR_WG=XxY` (for tuning;
-/// both powers of two, X·Y ≤ 256), else [`LINEAR_WG`].
-fn linear_wg_from_env() -> (u32, u32) {
-    std::env::var("BERT_WGPU_LINEAR_WG")
-        .ok()
-        .and_then(|v| {
-            let (x, y) = v.split_once('x')?;
-            let (x, y): (u32, u32) = (x.trim().parse().ok()?, y.trim().parse().ok()?);
-            (x.is_power_of_two() && y.is_power_of_two() && x * y <= 256).then_some((x, y))
-        })
-        .unwrap_or(LINEAR_WG)
 }
 
 /// A pipeline and its layout from `src`.
@@ -120,9 +112,16 @@ fn build(ctx: &GpuContext, src: &PipelineSource) -> Kernel {
 }
 
 impl Pipelines {
-    /// Pipelines for storage type `dtype`, none compiled yet. f16 needs the
+    /// Pipelines for storage type `dtype`, none compiled yet, choosing
+    /// kernels by `kernels` (resolved: options and environment applied),
+    /// then, when `tune` reads it, the adapter's tuning file. f16 needs the
     /// adapter's `SHADER_F16`.
-    pub fn new(ctx: &GpuContext, dtype: DType) -> Result<Self> {
+    pub fn new(
+        ctx: &GpuContext,
+        dtype: DType,
+        kernels: KernelChoices,
+        tune: TunePolicy,
+    ) -> Result<Self> {
         if dtype == DType::F16 && !ctx.features.contains(wgpu::Features::SHADER_F16) {
             return Err(Error::Unsupported(format!(
                 "f16 on {}: the adapter has no SHADER_F16 (use --dtype f32)",
@@ -131,9 +130,10 @@ impl Pipelines {
         }
         Ok(Pipelines {
             dtype,
-            tuning: Tuning::load(ctx, dtype),
+            tuning: tune.reads().then(|| Tuning::load(ctx, dtype)).flatten(),
             coop: ctx.coop.filter(|_| dtype == DType::F16),
-            linear_wg: linear_wg_from_env(),
+            linear_wg: kernels.linear_wg.unwrap_or(LINEAR_WG),
+            kernels,
             slots: Default::default(),
         })
     }
@@ -172,6 +172,61 @@ impl Pipelines {
         slot.get().ok_or_else(|| Error::Gpu {
             context: format!("{kind:?}"),
             message: "internal: pipeline slot empty after compiling".into(),
+        })
+    }
+}
+
+/// Choices a caller may force instead of the executor's (the harness's
+/// `force_*`); None: chosen as the runner does.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Forced {
+    pub(crate) gemm: Option<GemmKernel>,
+    pub(crate) tile: Option<TileChoice>,
+    pub(crate) attention: Option<AttentionKernel>,
+}
+
+impl Pipelines {
+    /// The launch a linear layer of shape (m, n, k, stride) with output
+    /// type `out` gets on `ctx` with these choices and tuning, unless
+    /// `forced`: the one rule the plan, the harness and the tune share.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn linear_launch(
+        &self,
+        ctx: &GpuContext,
+        forced: Forced,
+        out: DType,
+        m: usize,
+        n: usize,
+        k: usize,
+        stride: usize,
+    ) -> LinearLaunch {
+        let tuning = self.tuning.as_ref();
+        let choice = forced.gemm.unwrap_or_else(|| {
+            let dt = ctx.info.device_type;
+            choose_gemm(&self.kernels, dt, self.coop, tuning, m, n, k, stride)
+        });
+        let tile = forced
+            .tile
+            .unwrap_or_else(|| tile_variant(&self.kernels, tuning));
+        let how = (choice, tile, self.kernels.splitk);
+        linear_launch(how, out, m, n, k, stride, self.linear_wg)
+    }
+
+    /// The attention kernel for head size `head_dim` on `ctx`, unless
+    /// `forced`.
+    pub(crate) fn attention_kernel(
+        &self,
+        ctx: &GpuContext,
+        forced: Forced,
+        head_dim: usize,
+    ) -> AttentionKernel {
+        forced.attention.unwrap_or_else(|| {
+            choose_attention(
+                &self.kernels,
+                self.tuning.as_ref(),
+                head_dim,
+                ctx.limits.max_compute_workgroup_storage_size,
+            )
         })
     }
 }

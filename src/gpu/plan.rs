@@ -9,14 +9,12 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::convert::stored_bytes;
-use super::pipelines::Pipelines;
+use super::pipelines::{Forced, Pipelines};
 use super::record::Dispatch;
 use super::spec::attention::{self, AttentionBinds, AttnParams};
 use super::spec::embeddings::{self, EmbParams, EmbeddingsBinds};
 use super::spec::layernorm::{self, LayerNormBinds, LnParams};
-use super::spec::linear::{
-    choose_launch, ForcedGemm, LinearLaunch, LinearParams, LinearTiledBinds,
-};
+use super::spec::linear::{LinearLaunch, LinearParams, LinearTiledBinds};
 use super::spec::Launch;
 use super::weights::{Resident, StepWeights};
 use super::GpuContext;
@@ -148,10 +146,9 @@ fn build(src: &PlanSource<'_>, n_seq: usize, seq: usize) -> Result<Plan> {
                     x_row_stride: if *cls_only { seq * k } else { k },
                     act: *act,
                 };
-                let launch = choose_launch(
+                let launch = pipes.linear_launch(
                     ctx,
-                    pipes,
-                    ForcedGemm::default(),
+                    Forced::default(),
                     tensor_dtype[out.0],
                     s.m,
                     s.n,
@@ -249,13 +246,8 @@ fn build(src: &PlanSource<'_>, n_seq: usize, seq: usize) -> Result<Plan> {
                     out: t(*out),
                     p: &uniforms[si],
                 };
-                vec![attention::launch(
-                    ctx,
-                    pipes,
-                    None,
-                    [n_seq, seq, *heads, d],
-                    &bufs,
-                )]
+                let kernel = pipes.attention_kernel(ctx, Forced::default(), d);
+                vec![attention::launch(kernel, [n_seq, seq, *heads, d], &bufs)]
             }
             (Op::LayerNorm { x, out, eps, .. }, StepWeights::LayerNorm { gamma, beta }) => {
                 let rows = g.rows(*out, n_seq, seq);

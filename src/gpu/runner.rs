@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::convert::{decode, stored_bytes};
+use super::options::{GpuOptions, KernelChoices};
 use super::pipelines::Pipelines;
 use super::plan::{tensor_dtypes, Plan, PlanCache, PlanSource};
 use super::record::record;
+use super::spec::attention::MAX_HEAD_DIM;
 use super::weights::Resident;
 use super::GpuContext;
 use crate::checkpoint::Tensor;
@@ -68,28 +70,35 @@ pub struct LoadStats {
 }
 
 impl GpuExecutor {
-    /// Uploads `weights` for `graph` and compiles the pipelines. With
-    /// [`DType::F16`], weight matrices and embedding tables are stored as f16
-    /// (biases and LayerNorm γ/β stay f32), and so are activations.
+    /// Uploads `weights` for `graph` and prepares the pipelines (compiled
+    /// by the first plan that needs each) with `opts`' kernel choices, used
+    /// as given (resolve them first: [`GpuOptions::from_env`] or the model
+    /// loader). With [`DType::F16`], weight matrices and embedding tables
+    /// are stored as f16 (biases and LayerNorm γ/β stay f32), and so are
+    /// activations. Only a [`TunePolicy`] of `first-use` or `auto` may
+    /// measure the kernels here (once per adapter, when it has no tuning
+    /// file; see [`super::tune::at_first_use`]).
+    ///
+    /// [`TunePolicy`]: super::TunePolicy
     pub fn new(
         ctx: GpuContext,
         cfg: &BertConfig,
         graph: Graph,
         weights: &Weights,
-        dtype: DType,
-        progress: bool,
+        opts: &GpuOptions,
     ) -> Result<Self> {
-        // Compiled lazily, by the first plan that needs each.
-        let mut pipes = Pipelines::new(&ctx, dtype)?;
-        if cfg.head_dim() > 128 {
+        let dtype = opts.dtype;
+        let mut pipes = Pipelines::new(&ctx, dtype, opts.kernels, opts.tune)?;
+        if cfg.head_dim() > MAX_HEAD_DIM {
             return Err(Error::Unsupported(format!(
-                "attention head size {} (the GPU kernel supports up to 128)",
+                "attention head size {} (the GPU kernel supports up to {MAX_HEAD_DIM})",
                 cfg.head_dim()
             )));
         }
         if pipes.tuning.is_none() {
-            pipes.tuning = super::tune::at_first_use(&ctx, cfg, dtype, progress);
+            pipes.tuning = super::tune::at_first_use(&ctx, cfg, dtype, opts.tune, opts.progress);
         }
+        let progress = opts.progress;
         let started = std::time::Instant::now();
         let resident = Resident::upload(&ctx, &graph, weights, dtype, progress)?;
         let load_stats = LoadStats {
@@ -122,6 +131,18 @@ impl GpuExecutor {
     /// Storage type of weights and activations.
     pub fn dtype(&self) -> DType {
         self.pipes.dtype
+    }
+
+    /// The kernel choices this executor was made with (options and
+    /// environment applied; the tuning file and built-in defaults decide
+    /// what they leave open).
+    pub fn kernel_choices(&self) -> KernelChoices {
+        self.pipes.kernels
+    }
+
+    /// Whether an adapter tuning file informs its choices.
+    pub fn tuned(&self) -> bool {
+        self.pipes.tuning.is_some()
     }
 
     /// Bytes uploaded and time taken by [`Self::new`].

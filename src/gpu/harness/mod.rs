@@ -10,13 +10,12 @@
 
 use super::choice::{AttentionKernel, GemmKernel};
 use super::convert::encode;
-use super::pipelines::Pipelines;
+use super::options::{GpuOptions, TileChoice};
+use super::pipelines::{Forced, Pipelines};
 use super::spec::attention::{self, AttentionBinds, AttnParams};
 use super::spec::embeddings::{self, EmbParams, EmbeddingsBinds, TableRows};
 use super::spec::layernorm::{self, LayerNormBinds, LnParams};
-use super::spec::linear::{
-    choose_launch, ForcedGemm, LinearLaunch, LinearParams, LinearTiledBinds, LinearVariant,
-};
+use super::spec::linear::{LinearLaunch, LinearParams, LinearTiledBinds, LinearVariant};
 use super::spec::KernelKind;
 use super::GpuContext;
 use crate::error::{Error, Result};
@@ -33,9 +32,7 @@ pub use super::spec::attention::MAX_HEAD_DIM;
 pub struct KernelHarness {
     ctx: GpuContext,
     pipes: Pipelines,
-    gemm: Option<GemmKernel>,
-    tile: Option<LinearVariant>,
-    attention: Option<AttentionKernel>,
+    forced: Forced,
     linear_out: Option<DType>,
 }
 
@@ -82,14 +79,21 @@ impl KernelHarness {
     /// and weight matrices are converted to it on upload and back to f32 on
     /// readback (biases, γ, β, the mask and ids stay as they are), exactly as
     /// the runner stores them.
+    /// Kernel choices and the tuning policy come from the environment, as
+    /// for an executor loaded with default options
+    /// ([`GpuOptions::from_env`]).
     pub fn with_dtype(ctx: GpuContext, dtype: DType) -> Result<Self> {
-        let pipes = Pipelines::new(&ctx, dtype)?;
+        Self::with_options(ctx, &GpuOptions::from_env(dtype)?)
+    }
+
+    /// [`Self::with_dtype`] with explicit options (used as given; the
+    /// environment is not read).
+    pub fn with_options(ctx: GpuContext, opts: &GpuOptions) -> Result<Self> {
+        let pipes = Pipelines::new(&ctx, opts.dtype, opts.kernels, opts.tune)?;
         Ok(KernelHarness {
             ctx,
             pipes,
-            gemm: None,
-            tile: None,
-            attention: None,
+            forced: Forced::default(),
             linear_out: None,
         })
     }
@@ -116,22 +120,26 @@ impl KernelHarness {
     /// runner would choose (the tiled kernel still needs k and the row
     /// stride to be multiples of 4; otherwise the register kernel runs).
     pub fn force_gemm(&mut self, kernel: Option<GemmKernel>) {
-        self.gemm = kernel;
+        self.forced.gemm = kernel;
     }
 
     /// Runs the tiled and split-k GEMMs of later `linear` calls with tile
     /// kernel `tile` ([`LinearVariant::Tiled`] or
-    /// [`LinearVariant::TiledPrefetch`]) instead of [`tile_variant`]'s;
+    /// [`LinearVariant::TiledPrefetch`]) instead of the chosen one;
     /// other variants are ignored.
     pub fn force_tile(&mut self, tile: Option<LinearVariant>) {
-        self.tile = tile.filter(|t| t.is_tiled());
+        self.forced.tile = match tile {
+            Some(LinearVariant::Tiled) => Some(TileChoice::Plain),
+            Some(LinearVariant::TiledPrefetch) => Some(TileChoice::Prefetch),
+            _ => None,
+        };
     }
 
     /// Runs every later `attention` call with `kernel` instead of the one
     /// the runner would choose (the tiled kernel still needs a head size
     /// that is a multiple of 4; otherwise the one-query kernel runs).
     pub fn force_attention(&mut self, kernel: Option<AttentionKernel>) {
-        self.attention = kernel;
+        self.forced.attention = kernel;
     }
 
     /// Runs every later `linear` call with output type `out` (f32 is what the
@@ -171,12 +179,9 @@ impl KernelHarness {
     /// The launch a `linear` call of this shape gets (forced or chosen as
     /// the runner would).
     fn linear_plan(&self, m: usize, n: usize, k: usize, x_row_stride: usize) -> LinearLaunch {
-        let forced = ForcedGemm {
-            gemm: self.gemm,
-            tile: self.tile,
-        };
         let out = self.linear_out.unwrap_or(self.pipes.dtype);
-        choose_launch(&self.ctx, &self.pipes, forced, out, m, n, k, x_row_stride)
+        self.pipes
+            .linear_launch(&self.ctx, self.forced, out, m, n, k, x_row_stride)
     }
 
     /// The GEMM pipeline a `linear` call of this shape runs (the first
@@ -344,13 +349,8 @@ impl KernelHarness {
                 p: &bufs.params,
             };
             let dims = [batch, seq, heads, d];
-            vec![attention::launch(
-                &self.ctx,
-                &self.pipes,
-                self.attention,
-                dims,
-                &binds,
-            )]
+            let kernel = self.pipes.attention_kernel(&self.ctx, self.forced, d);
+            vec![attention::launch(kernel, dims, &binds)]
         })
     }
 

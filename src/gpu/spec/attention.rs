@@ -5,9 +5,7 @@
 
 use super::{as_u32, bindings, ceil_div, KernelKind, Launch, Preamble};
 use crate::error::Result;
-use crate::gpu::choice::{choose_attention, AttentionKernel, ATTENTION_TILED_BQ};
-use crate::gpu::pipelines::Pipelines;
-use crate::gpu::GpuContext;
+use crate::gpu::choice::{AttentionKernel, ATTENTION_TILED_BQ};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -87,23 +85,14 @@ pub(crate) fn attention_launch(
     }
 }
 
-/// The dispatch of an attention step over `bufs` on `ctx` with `pipes`'
-/// tuning, unless `forced`: the one rule the plan and the harness share.
+/// The dispatch of an attention step of (batch, seq, heads, head_dim)
+/// over `bufs` with `kernel` (as [`attention_launch`] refines it).
 pub(crate) fn launch<'a>(
-    ctx: &GpuContext,
-    pipes: &Pipelines,
-    forced: Option<AttentionKernel>,
+    kernel: AttentionKernel,
     [batch, seq, heads, head_dim]: [usize; 4],
     bufs: &AttentionBinds<'a>,
 ) -> Launch<'a> {
-    let choice = forced.unwrap_or_else(|| {
-        choose_attention(
-            pipes.tuning.as_ref(),
-            head_dim,
-            ctx.limits.max_compute_workgroup_storage_size,
-        )
-    });
-    let (kind, grid) = attention_launch(choice, batch, seq, heads, head_dim);
+    let (kind, grid) = attention_launch(kernel, batch, seq, heads, head_dim);
     Launch {
         kind,
         binds: bufs.in_order(),

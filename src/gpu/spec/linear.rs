@@ -7,9 +7,8 @@
 
 use super::{as_u32, bindings, ceil_div, element_grid, Binding, KernelKind, Launch, Preamble};
 use crate::error::Result;
-use crate::gpu::choice::{choose_gemm, splitk_splits, tile_variant, GemmKernel};
-use crate::gpu::pipelines::Pipelines;
-use crate::gpu::GpuContext;
+use crate::gpu::choice::{splitk_splits, GemmKernel};
+use crate::gpu::options::TileChoice;
 use crate::kernels::linear::LinearShape;
 use crate::model::DType;
 
@@ -181,43 +180,14 @@ impl LinearLaunch {
     }
 }
 
-/// Choices a caller may force instead of the executor's (the harness's
-/// `force_*`); None: chosen as the runner does.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ForcedGemm {
-    pub(crate) gemm: Option<GemmKernel>,
-    pub(crate) tile: Option<LinearVariant>,
-}
-
-/// The launch a linear layer of shape (m, n, k, stride) with output type
-/// `out` gets on `ctx` with `pipes`' tuning, unless `forced`: the one rule
-/// the plan, the harness and the tune share.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn choose_launch(
-    ctx: &GpuContext,
-    pipes: &Pipelines,
-    forced: ForcedGemm,
-    out: DType,
-    m: usize,
-    n: usize,
-    k: usize,
-    stride: usize,
-) -> LinearLaunch {
-    let tuning = pipes.tuning.as_ref();
-    let choice = forced
-        .gemm
-        .unwrap_or_else(|| choose_gemm(ctx.info.device_type, pipes.coop, tuning, m, n, k, stride));
-    let tile = forced.tile.unwrap_or_else(|| tile_variant(tuning));
-    linear_launch(choice, tile, out, m, n, k, stride, pipes.linear_wg)
-}
-
 /// The launch of a linear layer with output type `out`: the register-blocked
 /// kernel (vec4 or scalar loads), the tiled one, or tiled + split-k, as
-/// [`choose_gemm`] decided (`choice`; the tiled kernel needs vec4 loads).
+/// [`crate::gpu::choose_gemm`] decided (`choice`; the tiled kernel needs
+/// vec4 loads) with tile kernel `tile`, split-k into `splitk` splits when
+/// given, and `linear.wgsl` in workgroups of `wg`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_launch(
-    choice: GemmKernel,
-    tile: LinearVariant,
+    (choice, tile, splitk): (GemmKernel, TileChoice, Option<usize>),
     out: DType,
     m: usize,
     n: usize,
@@ -225,6 +195,10 @@ pub(crate) fn linear_launch(
     stride: usize,
     wg: (u32, u32),
 ) -> LinearLaunch {
+    let tile = match tile {
+        TileChoice::Plain => LinearVariant::Tiled,
+        TileChoice::Prefetch => LinearVariant::TiledPrefetch,
+    };
     let vec4 = Preamble::for_lengths(&[k, stride]) == Preamble::Vec4;
     let unsplit = |kind, grid| LinearLaunch {
         kind,
@@ -237,7 +211,7 @@ pub(crate) fn linear_launch(
     let tiled = KernelKind::Linear(tile, out);
     match (choice, vec4) {
         (GemmKernel::SplitK, true) => {
-            let (splits, k_chunk) = splitk_splits(m, n, k);
+            let (splits, k_chunk) = splitk_splits(m, n, k, splitk);
             if splits <= 1 {
                 return unsplit(tiled, tiles(1));
             }

@@ -4,151 +4,22 @@
 //! adapter and storage type; executors on that adapter read it when they
 //! are created. `bert-wgpu tune` writes it on a shape the user picks; the
 //! first executor on a hardware adapter without one writes it on its own
-//! model's shape ([`at_first_use`]). Precedence: a `BERT_WGPU_GEMM` /
-//! `BERT_WGPU_GEMM_TILE` / `BERT_WGPU_ATTENTION` variable, then the file,
-//! then the built-in defaults. `BERT_WGPU_TUNE=off` neither tunes nor reads
-//! the files, `auto` tunes software adapters at first use too;
-//! `BERT_WGPU_TUNE_DIR` moves them (default `$BERT_WGPU_CACHE/tune` or
-//! `~/.cache/bert-wgpu/tune`).
+//! model's shape ([`at_first_use`]) when its [`TunePolicy`] says so (the
+//! CLI's `first-use`; the library's default only reads). Precedence: the
+//! executor's [`super::KernelChoices`], then the file ([`super::tuning`]),
+//! then the built-in defaults.
 
 pub mod check;
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-
 use super::choice::{AttentionKernel, GemmKernel};
+use super::options::TunePolicy;
 use super::spec::linear::LinearVariant;
+pub use super::tuning::{adapter_key, tune_dir, tune_path, TuneTime, Tuning};
 use super::{GpuContext, KernelHarness};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::model::DType;
 use check::{AttentionCheck, GemmCheck, Verdict};
-
-/// The measured choices for one adapter and storage type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tuning {
-    /// The adapter measured ([`adapter_key`]); a file for another adapter is
-    /// ignored.
-    pub adapter: String,
-    /// Storage type (`f32`, `f16`).
-    pub dtype: String,
-    /// What was timed, e.g. `bert-base 32 × 128 (small m: 128 rows)`.
-    pub measured_on: String,
-    /// GEMM for linears with ≥ 64 tiles of 128 × 128: `register`, `tiled`
-    /// or `coop` (the `BERT_WGPU_GEMM` values).
-    pub gemm_large: String,
-    /// GEMM for smaller linears: `register`, `tiled`, `splitk` or `coop`.
-    pub gemm_small: String,
-    /// Tile kernel of `tiled` and `splitk`: `plain` or `prefetch`.
-    pub tile: String,
-    /// Attention kernel: `query` or `tiled`.
-    pub attention: String,
-    /// Every timing behind the choices.
-    pub times: Vec<TuneTime>,
-}
-
-/// One variant of one decision: its correctness check, then its timing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TuneTime {
-    /// The choice it competes in: `gemm_large`, `tile`, `gemm_small`,
-    /// `attention`.
-    pub decision: String,
-    /// The variant (a value of that field).
-    pub variant: String,
-    /// Milliseconds: the sum over BERT's four projections for the GEMM
-    /// decisions, one self-attention for `attention`. None when it was not
-    /// timed (rejected).
-    #[serde(default)]
-    pub ms: Option<f64>,
-    /// Largest |gpu − cpu| of the correctness check run before timing.
-    #[serde(default)]
-    pub max_error: Option<f64>,
-    /// Why it cannot be chosen: it failed the check, or the driver refused
-    /// it. None for a candidate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rejected: Option<String>,
-}
-
-/// `name (backend, type) driver driver_info`: what a tuning file is for.
-pub fn adapter_key(ctx: &GpuContext) -> String {
-    format!(
-        "{} {} {}",
-        ctx.describe(),
-        ctx.info.driver,
-        ctx.info.driver_info
-    )
-}
-
-/// The folder of tuning files.
-pub fn tune_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("BERT_WGPU_TUNE_DIR") {
-        return PathBuf::from(d);
-    }
-    crate::source::cache_dir().join("tune")
-}
-
-/// The tuning file of `ctx`'s adapter for `dtype`.
-pub fn tune_path(ctx: &GpuContext, dtype: DType) -> PathBuf {
-    let name: String = adapter_key(ctx)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let mut name = name.trim_matches('-').to_string();
-    while name.contains("--") {
-        name = name.replace("--", "-");
-    }
-    tune_dir().join(format!("{name}-{dtype}.json"))
-}
-
-impl Tuning {
-    /// The tuning file for `ctx`'s adapter and `dtype`, if there is a valid
-    /// one and `BERT_WGPU_TUNE` is not `off`. A file that does not parse,
-    /// or names another adapter, is ignored with a warning.
-    pub fn load(ctx: &GpuContext, dtype: DType) -> Option<Tuning> {
-        if std::env::var("BERT_WGPU_TUNE").is_ok_and(|v| v == "off") {
-            return None;
-        }
-        let path = tune_path(ctx, dtype);
-        let text = std::fs::read_to_string(&path).ok()?;
-        match serde_json::from_str::<Tuning>(&text) {
-            Ok(t) if t.adapter == adapter_key(ctx) && t.dtype == dtype.to_string() => {
-                log::info!("kernel choices from {}", path.display());
-                Some(t)
-            }
-            Ok(_) => {
-                log::warn!(
-                    "{}: made for another adapter or storage type; ignored",
-                    path.display()
-                );
-                None
-            }
-            Err(e) => {
-                log::warn!(
-                    "{}: not a tuning file ({e}); ignored (run `bert-wgpu tune` again)",
-                    path.display()
-                );
-                None
-            }
-        }
-    }
-
-    /// Writes the file [`Self::load`] reads; returns its path.
-    pub fn save(&self, ctx: &GpuContext, dtype: DType) -> Result<PathBuf> {
-        let path = tune_path(ctx, dtype);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let text =
-            serde_json::to_string_pretty(self).map_err(|e| Error::input(format!("tuning: {e}")))?;
-        // Written aside and renamed: two processes tuning at once never
-        // leave a half-written file for a third to read.
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        Ok(path)
-    }
-}
 
 /// Seconds for BERT's four projections at `m` rows with `h`'s forced GEMM.
 fn time_projections(h: &KernelHarness, cfg: &BertConfig, m: usize, reps: u32) -> Result<f64> {
@@ -342,20 +213,20 @@ const FIRST_USE_BATCH: usize = 16;
 const FIRST_USE_SEQ: usize = 128;
 const FIRST_USE_REPS: u32 = 3;
 
-/// Whether an executor on `ctx` without a tuning file tunes first:
-/// `BERT_WGPU_TUNE=off` never, `auto` always, otherwise on hardware
-/// adapters only (software adapters such as lavapipe run the built-in
-/// choices, which were measured there).
-pub fn tunes_at_first_use(ctx: &GpuContext) -> bool {
-    match std::env::var("BERT_WGPU_TUNE").as_deref() {
-        Ok("off") => false,
-        Ok("auto") => true,
-        _ => ctx.info.device_type != wgpu::DeviceType::Cpu,
+/// Whether an executor on `ctx` without a tuning file tunes first under
+/// `policy`: [`TunePolicy::Auto`] always, [`TunePolicy::FirstUse`] on
+/// hardware adapters only (software adapters such as lavapipe run the
+/// built-in choices, which were measured there), otherwise never.
+pub fn tunes_at_first_use(ctx: &GpuContext, policy: TunePolicy) -> bool {
+    match policy {
+        TunePolicy::Off | TunePolicy::Read => false,
+        TunePolicy::Auto => true,
+        TunePolicy::FirstUse => ctx.info.device_type != wgpu::DeviceType::Cpu,
     }
 }
 
 /// The first executor on an adapter with no tuning file for `dtype`
-/// (where [`tunes_at_first_use`]) checks and times the kernel variants on
+/// (where [`tunes_at_first_use`] under `policy`) checks and times the kernel variants on
 /// `cfg`'s shape once, on a sibling device (a kernel the driver mishandles
 /// cannot lose the executor's), and saves the result for every later run.
 /// Failing to tune or to save is a warning: the built-in choices, or the
@@ -365,11 +236,12 @@ pub fn at_first_use(
     ctx: &GpuContext,
     cfg: &BertConfig,
     dtype: DType,
+    policy: TunePolicy,
     progress: bool,
 ) -> Option<Tuning> {
     type Outcomes = std::collections::HashMap<String, Option<Tuning>>;
     static DONE: std::sync::Mutex<Option<Outcomes>> = std::sync::Mutex::new(None);
-    if !tunes_at_first_use(ctx) {
+    if !tunes_at_first_use(ctx, policy) {
         return None;
     }
     // A poisoned lock only means another tune panicked: its entry is absent.
