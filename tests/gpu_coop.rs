@@ -32,14 +32,7 @@ fn require_coop() -> bool {
 /// A GPU context with cooperative matrices, or None (with a NOTE) when the
 /// adapter has none and `BERT_WGPU_REQUIRE_COOP` is not 1.
 fn coop_context(test: &str) -> Option<GpuContext> {
-    let ctx = match GpuContext::new(true) {
-        Ok(ctx) => ctx,
-        Err(e) if common::allow_no_gpu() && !require_coop() => {
-            println!("NOTE: {test} not run: no GPU context ({e}); BERT_WGPU_ALLOW_NO_GPU=1");
-            return None;
-        }
-        Err(e) => panic!("{test}: no GPU context ({e})"),
-    };
+    let ctx = common::gpu::context_required_by(test, "BERT_WGPU_REQUIRE_COOP")?;
     match ctx.coop {
         Some(c) => {
             println!("{test}: {} with cooperative matrices {c:?}", ctx.describe());

@@ -31,8 +31,9 @@ fn tiled_and_splitk_forwards_match_the_cpu() {
             let cfg = bench::preset(preset).unwrap();
             let gpu = match bench::random_model(&cfg, Device::Gpu, DType::F32) {
                 Ok(m) => m,
-                Err(bert_wgpu::Error::NoAdapter(e)) if common::allow_no_gpu() => {
-                    println!("NOTE: no GPU adapter ({e}); not run (BERT_WGPU_ALLOW_NO_GPU=1)");
+                Err(bert_wgpu::Error::NoAdapter(e)) => {
+                    let test = "tiled_and_splitk_forwards_match_the_cpu";
+                    common::gpu::unavailable(test, format_args!("no GPU adapter ({e})"), None);
                     return;
                 }
                 Err(e) => panic!("GPU model: {e}"),

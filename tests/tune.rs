@@ -7,7 +7,7 @@ mod common;
 
 use bert_wgpu::bench;
 use bert_wgpu::gpu::tune::{self, Tuning};
-use bert_wgpu::gpu::{GpuContext, KernelKind, LinearVariant};
+use bert_wgpu::gpu::{KernelKind, LinearVariant};
 use bert_wgpu::{DType, Device};
 
 /// The pipelines one forward of a fresh bert-tiny GPU model runs, after
@@ -43,13 +43,8 @@ fn linear_variants(p: &[KernelKind]) -> Vec<LinearVariant> {
 
 #[test]
 fn tune_measures_saves_and_is_followed() {
-    let ctx = match GpuContext::new(true) {
-        Ok(c) => c,
-        Err(e) if common::allow_no_gpu() => {
-            println!("NOTE: no GPU ({e}); not run because BERT_WGPU_ALLOW_NO_GPU=1");
-            return;
-        }
-        Err(e) => panic!("no GPU context: {e}"),
+    let Some(ctx) = common::gpu::context("tune_measures_saves_and_is_followed") else {
+        return;
     };
     let dir = std::env::temp_dir().join(format!("bert-wgpu-tune-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,8 @@
 //! Shared test helpers: fixtures, tolerances, model locations, GPU policy.
 #![allow(dead_code)]
 
+pub mod gpu;
+
 use std::path::PathBuf;
 
 use bert_wgpu::infer::{parse_request, Request};
@@ -137,21 +139,19 @@ pub fn gpu_model_dtype(dir: &std::path::Path, dtype: bert_wgpu::DType) -> Option
     };
     match Model::load_dir(dir, &opts) {
         Ok(m) => Some(m),
-        Err(bert_wgpu::Error::NoAdapter(msg)) if allow_no_gpu() => {
-            println!("NOTE: no GPU adapter ({msg}); GPU test not run because BERT_WGPU_ALLOW_NO_GPU=1");
+        Err(bert_wgpu::Error::NoAdapter(msg)) => {
+            let test = format!("GPU test on {}", dir.display());
+            gpu::unavailable(&test, format_args!("no GPU adapter ({msg})"), None);
             None
         }
         Err(e) => panic!("GPU model load failed ({}): {e}. Install mesa-vulkan-drivers, or set BERT_WGPU_ALLOW_NO_GPU=1 to not run GPU tests", dir.display()),
     }
 }
 
+/// Whether a GPU test may return without running for want of an adapter
+/// ([`gpu::may_skip`]).
 pub fn allow_no_gpu() -> bool {
-    std::env::var("BERT_WGPU_REQUIRE_GPU")
-        .map(|v| v != "1")
-        .unwrap_or(true)
-        && std::env::var("BERT_WGPU_ALLOW_NO_GPU")
-            .map(|v| v == "1")
-            .unwrap_or(false)
+    gpu::may_skip()
 }
 
 pub fn cpu_model(dir: &std::path::Path) -> Model {

@@ -2,11 +2,9 @@
 //! own `assemble_shader` (`PREAMBLE + common.wgsl + <kernel>.wgsl`) for each
 //! load width it is used with and both storage types (f32, f16), must parse
 //! and validate with naga (the shader compiler wgpu uses). Needs no GPU.
+//! Checks of one kernel's shader are in that kernel's module.
 
-use bert_wgpu::gpu::{
-    assemble_coop_shader, assemble_shader, assemble_shader_with_output, CoopConfig, Preamble,
-    ATTENTION_TILED_SHARED_BYTES,
-};
+use bert_wgpu::gpu::{assemble_shader, assemble_shader_with_output, CoopConfig, Preamble};
 use bert_wgpu::DType;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -34,13 +32,13 @@ const KERNELS: &[(&str, &[Preamble])] = &[
     ("embeddings.wgsl", &[Preamble::Scalar]),
 ];
 
-fn read_shader(name: &str) -> String {
+pub fn read_shader(name: &str) -> String {
     let path = format!("{}/shaders/{}", env!("CARGO_MANIFEST_DIR"), name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
 /// Parses and validates one assembled source; returns the module on success.
-fn check(label: &str, source: &str) -> Result<naga::Module, String> {
+pub fn check(label: &str, source: &str) -> Result<naga::Module, String> {
     let module = naga::front::wgsl::parse_str(source)
         .map_err(|e| format!("{label}: WGSL parse error:\n{}", e.emit_to_string(source)))?;
     Validator::new(ValidationFlags::all(), Capabilities::all())
@@ -127,44 +125,6 @@ fn common_validates_with_each_preamble() {
             panic!("{msg}");
         }
     }
-}
-
-/// The host decides whether the tiled attention kernel fits an adapter's
-/// workgroup memory from `ATTENTION_TILED_SHARED_BYTES`: it must be what the
-/// shader declares (in both storage types; the tiles are f32 in either).
-#[test]
-fn attention_tiled_workgroup_memory_matches_the_host() {
-    let kernel = read_shader("attention_tiled.wgsl");
-    for dtype in [DType::F32, DType::F16] {
-        let source = assemble_shader(Preamble::Vec4, dtype, &kernel);
-        let module = check("attention_tiled.wgsl", &source).unwrap_or_else(|e| panic!("{e}"));
-        let ctx = module.to_ctx();
-        let bytes: u32 = module
-            .global_variables
-            .iter()
-            .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
-            .map(|(_, g)| module.types[g.ty].inner.size(ctx))
-            .sum();
-        assert_eq!(bytes, ATTENTION_TILED_SHARED_BYTES, "{dtype}");
-    }
-}
-
-/// The cooperative-matrix GEMM as the host assembles it for NVIDIA-like
-/// (16 × 16 fragments, subgroups of 32) and lavapipe-like (8 × 8, 8)
-/// adapters, with f16 and f32 output.
-#[test]
-fn linear_coop_validates_for_each_fragment_size() {
-    let mut failures = Vec::new();
-    for (frag, subgroup) in [(16, 32), (8, 8), (16, 64)] {
-        for out in [DType::F16, DType::F32] {
-            let source = assemble_coop_shader(out, CoopConfig { frag, subgroup });
-            let label = format!("linear_coop.wgsl (F {frag}, SG {subgroup}, {out} output)");
-            if let Err(msg) = check(&label, &source) {
-                failures.push(msg);
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 /// Each kernel's launch spec (`src/gpu/spec/`) is the one declaration of
