@@ -63,7 +63,7 @@ pub enum AttentionKernel {
 
 /// Workgroup memory `attention_tiled.wgsl` declares, in bytes: Q, K and V
 /// tiles of 16 × 33 vec4<f32>, 16 × 16 scores and three per-row f32 arrays.
-/// `tests/shaders_validate.rs` checks it against the shader.
+/// `tests/kernels/shaders.rs` checks it against the shader.
 pub const ATTENTION_TILED_SHARED_BYTES: u32 = 3 * 16 * 33 * 16 + 16 * 16 * 4 + 3 * 16 * 4;
 
 /// Queries per workgroup of `attention_tiled.wgsl` (its `BQ`).

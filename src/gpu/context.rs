@@ -98,7 +98,8 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     // No Vulkan object names (InstanceFlags::DEBUG, on in debug builds):
     // with Debian 13's Vulkan loader, threads that create devices at once
     // crash in vkSetDebugUtilsObjectNameEXT (5 of 8 parallel runs of
-    // tests/kernels_gpu.rs on Mesa 26 lavapipe; 0 of 8 without them).
+    // the GPU kernel tests (then tests/kernels_gpu.rs) on Mesa 26 lavapipe;
+    // 0 of 8 without them).
     // WGPU_DEBUG=1 turns them back on.
     desc.flags.remove(wgpu::InstanceFlags::DEBUG);
     let mut desc = desc.with_env();

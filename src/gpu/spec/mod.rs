@@ -1,7 +1,7 @@
 //! Launch specs: each kernel's contract, declared once. A kernel's file here
 //! names its WGSL source, its bindings (name and access, in binding order:
 //! the bind-group layout is built from them, every bind group is filled
-//! through them, and `tests/shaders_validate.rs` checks them against the
+//! through them, and `tests/kernels/shaders.rs` checks them against the
 //! shader's `@binding`s), its parameter struct (filled by one constructor),
 //! its dispatch grid and the rule that picks its variant. The plan, the
 //! kernel harness, the tune and the profiler all launch through these.
