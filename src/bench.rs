@@ -7,11 +7,17 @@ use std::time::Instant;
 
 use crate::checkpoint::Tensor;
 use crate::config::{Activation, BertConfig};
+use crate::device::{DType, Device};
 use crate::error::{Error, Result};
+use crate::gpu::timing::time_projections;
 use crate::graph::{Graph, Head};
 use crate::inputs::Encoding;
-use crate::model::{DType, Device, Model};
+use crate::model::Model;
+use crate::synth::{gap, Rng};
 use crate::weights::Weights;
+
+pub use crate::gpu::timing::GemmResult;
+pub use crate::synth::selfcheck_tolerance;
 
 /// Known model shapes for `--config`.
 pub fn preset(name: &str) -> Result<BertConfig> {
@@ -34,26 +40,6 @@ pub fn preset(name: &str) -> Result<BertConfig> {
     let cfg = BertConfig::from_json_str(&json)?;
     debug_assert_eq!(cfg.hidden_act, Activation::Gelu);
     Ok(cfg)
-}
-
-/// A small deterministic generator (xorshift64*) so random models need no
-/// extra dependency and are the same on every run.
-struct Rng(u64);
-
-/// `len` deterministic values in [-1, 1) from `seed`.
-pub(crate) fn random_values(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = Rng(seed | 1);
-    (0..len).map(|_| rng.next_f32()).collect()
-}
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        ((v >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
 }
 
 /// A randomly initialised `BertModel` of shape `cfg` (weights ~ U(-0.05, 0.05),
@@ -273,26 +259,6 @@ pub fn compare_dtypes(a: &Model, b: &Model, batch: usize, seq: usize) -> Result<
     }
 }
 
-/// One row of `bench --gemm`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct GemmResult {
-    /// Which BERT projection this shape is.
-    pub name: &'static str,
-    /// Rows (tokens).
-    pub m: usize,
-    /// Output features.
-    pub n: usize,
-    /// Input features.
-    pub k: usize,
-    /// Time per GEMM, ms.
-    pub ms: f64,
-    /// 2·m·n·k / time.
-    pub gflops: f64,
-    /// The kernel that ran (`cpu`, or the GPU pipeline, e.g.
-    /// `Linear(Tiled, F32)`).
-    pub kernel: String,
-}
-
 /// The GEMM kernel alone over BERT's four projection shapes for `tokens`
 /// rows, with `dtype` storage: the roofline reference on that device.
 pub fn gemm_table(
@@ -319,88 +285,6 @@ pub fn gemm_table(
             .transpose()?,
     };
     time_projections(harness.as_ref(), cfg, tokens, reps)
-}
-
-/// Times BERT's four projections of `cfg` at `tokens` rows on `harness`
-/// (whatever GEMM it picks or is forced to), or on the CPU executor's
-/// kernel when None.
-pub(crate) fn time_projections(
-    harness: Option<&crate::gpu::KernelHarness>,
-    cfg: &BertConfig,
-    tokens: usize,
-    reps: u32,
-) -> Result<Vec<GemmResult>> {
-    use crate::graph::Act;
-    use crate::kernels::linear::{linear, LinearShape};
-    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
-    let shapes = [
-        ("qkv", tokens, 3 * d, d),
-        ("attention.output", tokens, d, d),
-        ("intermediate", tokens, f, d),
-        ("output", tokens, d, f),
-    ];
-    let mut rng = Rng(7);
-    let mut out = Vec::new();
-    for (name, m, n, k) in shapes {
-        let x: Vec<f32> = (0..m * k).map(|_| rng.next_f32()).collect();
-        let w: Vec<f32> = (0..n * k).map(|_| 0.05 * rng.next_f32()).collect();
-        let b: Vec<f32> = (0..n).map(|_| rng.next_f32()).collect();
-        let s = LinearShape {
-            m,
-            n,
-            k,
-            x_row_stride: k,
-            act: Act::Identity,
-        };
-        let secs = match harness {
-            Some(h) => h.time_linear(s, &x, &w, &b, reps)?,
-            None => {
-                let mut y = vec![0.0; m * n];
-                linear(s, &x, &w, &b, None, &mut y);
-                let mut times: Vec<f64> = (0..reps.max(1))
-                    .map(|_| {
-                        let t = Instant::now();
-                        linear(s, &x, &w, &b, None, &mut y);
-                        t.elapsed().as_secs_f64()
-                    })
-                    .collect();
-                times.sort_by(f64::total_cmp);
-                times[times.len() / 2]
-            }
-        };
-        out.push(GemmResult {
-            name,
-            m,
-            n,
-            k,
-            ms: secs * 1e3,
-            gflops: 2.0 * (m * n * k) as f64 / secs.max(1e-12) / 1e9,
-            kernel: match harness {
-                Some(h) => format!("{:?}", h.linear_pipeline(m, n, k, k)),
-                None => "cpu".into(),
-            },
-        });
-    }
-    Ok(out)
-}
-
-/// |got − want|, or infinity when `got` is not finite (a NaN must never
-/// pass a tolerance check).
-pub(crate) fn gap(got: f32, want: f32) -> f32 {
-    if got.is_finite() {
-        (got - want).abs()
-    } else {
-        f32::INFINITY
-    }
-}
-
-/// The (atol, rtol) [`selfcheck`] holds a GPU model of storage type `dtype`
-/// to: f32 end to end, or the f16 fixture tolerance.
-pub fn selfcheck_tolerance(dtype: DType) -> (f32, f32) {
-    match dtype {
-        DType::F32 => (1e-4, 1e-3),
-        DType::F16 => (1e-2, 1e-2),
-    }
 }
 
 /// Runs the same random model of shape `cfg` on the CPU (f32) and on

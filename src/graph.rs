@@ -5,9 +5,11 @@
 
 use std::borrow::Cow;
 
-use crate::config::{Activation, BertConfig, Positions};
+use crate::config::{BertConfig, Positions};
 use crate::error::{Error, Result};
 use crate::inputs::Encoding;
+
+pub use crate::kernels::act::Act;
 
 /// Index of a tensor in [`Graph::tensors`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,49 +33,6 @@ pub struct TensorDef {
     pub rows: Rows,
     /// Row width.
     pub cols: usize,
-}
-
-/// Elementwise function applied in a linear layer's epilogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Act {
-    /// No activation.
-    Identity,
-    /// Exact erf GELU.
-    Gelu,
-    /// tanh-approximated GELU.
-    GeluTanh,
-    /// max(x, 0).
-    Relu,
-    /// x · sigmoid(x).
-    Silu,
-    /// tanh (pooler).
-    Tanh,
-}
-
-impl Act {
-    /// Code shared with the WGSL kernels (`shaders/common.wgsl`).
-    pub fn code(self) -> u32 {
-        match self {
-            Act::Identity => 0,
-            Act::Gelu => 1,
-            Act::GeluTanh => 2,
-            Act::Relu => 3,
-            Act::Silu => 4,
-            Act::Tanh => 5,
-        }
-    }
-}
-
-impl From<Activation> for Act {
-    fn from(a: Activation) -> Self {
-        match a {
-            Activation::Gelu => Act::Gelu,
-            Activation::GeluTanh => Act::GeluTanh,
-            Activation::Relu => Act::Relu,
-            Activation::Silu => Act::Silu,
-            Activation::Tanh => Act::Tanh,
-        }
-    }
 }
 
 /// One step of the model.

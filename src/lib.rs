@@ -34,6 +34,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod datasets;
+pub mod device;
 pub mod embed;
 pub mod error;
 pub mod gpu;
@@ -49,13 +50,15 @@ pub mod pipelines;
 #[cfg(feature = "server")]
 pub mod serve;
 pub mod source;
+pub mod synth;
 pub mod tokenize;
 pub mod weights;
 
 pub use checkpoint::Tensor;
 pub use config::BertConfig;
+pub use device::{DType, Device};
 pub use error::{Error, Result};
 pub use graph::Head;
 pub use heads::Labels;
 pub use inputs::Encoding;
-pub use model::{DType, Device, LoadOptions, Model, Outputs};
+pub use model::{LoadOptions, Model, Outputs};

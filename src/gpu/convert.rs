@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::device::DType;
 use crate::error::{Error, Result};
-use crate::model::DType;
 
 /// Bytes `count` elements of `dtype` occupy in a buffer, rounded up to 4
 /// (wgpu copies move multiples of 4 bytes).

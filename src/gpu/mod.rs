@@ -12,6 +12,7 @@ mod profile;
 mod record;
 mod runner;
 pub mod spec;
+pub(crate) mod timing;
 pub mod tune;
 mod tuning;
 mod weights;

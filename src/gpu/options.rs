@@ -274,7 +274,7 @@ pub fn resolve_timeout(
 #[derive(Debug, Clone, Copy)]
 pub struct GpuOptions {
     /// Storage type of weights and activations.
-    pub dtype: crate::model::DType,
+    pub dtype: crate::device::DType,
     /// Kernel choices (env already applied, or not: [`Self::resolve`]).
     pub kernels: KernelChoices,
     /// Tuning policy.
@@ -286,7 +286,7 @@ pub struct GpuOptions {
 impl GpuOptions {
     /// Options for `dtype` from the process environment alone: the kernel
     /// variables, `BERT_WGPU_TUNE` (default [`TunePolicy::Read`]).
-    pub fn from_env(dtype: crate::model::DType) -> Result<GpuOptions> {
+    pub fn from_env(dtype: crate::device::DType) -> Result<GpuOptions> {
         Ok(GpuOptions {
             dtype,
             kernels: KernelChoices::default().with_env(&process_env)?,

@@ -8,8 +8,8 @@ use super::spec::linear::{linear_launch, LinearLaunch, LinearVariant, LINEAR_WG}
 use super::spec::{Access, CompileConfig, KernelKind, PipelineSource};
 use super::tuning::Tuning;
 use super::GpuContext;
+use crate::device::DType;
 use crate::error::{Error, Result};
-use crate::model::DType;
 
 /// Pipeline slots: 6 linear variants × 2 output types, then the others.
 const SLOTS: usize = 17;

@@ -18,10 +18,10 @@ use super::spec::linear::{LinearLaunch, LinearParams, LinearTiledBinds};
 use super::spec::Launch;
 use super::weights::{Resident, StepWeights};
 use super::GpuContext;
+use crate::device::DType;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, TensorId};
 use crate::kernels::linear::LinearShape;
-use crate::model::DType;
 
 /// Storage type of every graph tensor: `storage`, except the inputs of
 /// LayerNorm steps (the residual sums), which stay f32. BERT's residual

@@ -15,11 +15,11 @@ use super::weights::Resident;
 use super::GpuContext;
 use crate::checkpoint::Tensor;
 use crate::config::BertConfig;
+use crate::device::DType;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Output};
 use crate::inputs::Encoding;
 use crate::kernels;
-use crate::model::DType;
 use crate::weights::Weights;
 
 /// Counters the tests and the bench read.

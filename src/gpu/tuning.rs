@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::GpuContext;
+use crate::device::DType;
 use crate::error::{Error, Result};
-use crate::model::DType;
 
 /// The measured choices for one adapter and storage type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

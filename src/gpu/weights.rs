@@ -4,9 +4,9 @@
 use super::convert::stored_bytes;
 use super::spec::embeddings::TableRows;
 use super::GpuContext;
+use crate::device::DType;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op};
-use crate::model::DType;
 use crate::weights::Weights;
 
 /// Weights of one step, resident on the GPU.

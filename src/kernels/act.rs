@@ -1,6 +1,50 @@
-//! Elementwise activations, the twin of `shaders/common.wgsl`'s `apply_act`.
+//! Elementwise activations: [`Act`], the epilogue function a linear layer
+//! names, and its CPU twin of `shaders/common.wgsl`'s `apply_act`.
 
-use crate::graph::Act;
+use crate::config::Activation;
+
+/// Elementwise function applied in a linear layer's epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// No activation.
+    Identity,
+    /// Exact erf GELU.
+    Gelu,
+    /// tanh-approximated GELU.
+    GeluTanh,
+    /// max(x, 0).
+    Relu,
+    /// x · sigmoid(x).
+    Silu,
+    /// tanh (pooler).
+    Tanh,
+}
+
+impl Act {
+    /// Code shared with the WGSL kernels (`shaders/common.wgsl`).
+    pub fn code(self) -> u32 {
+        match self {
+            Act::Identity => 0,
+            Act::Gelu => 1,
+            Act::GeluTanh => 2,
+            Act::Relu => 3,
+            Act::Silu => 4,
+            Act::Tanh => 5,
+        }
+    }
+}
+
+impl From<Activation> for Act {
+    fn from(a: Activation) -> Self {
+        match a {
+            Activation::Gelu => Act::Gelu,
+            Activation::GeluTanh => Act::GeluTanh,
+            Activation::Relu => Act::Relu,
+            Activation::Silu => Act::Silu,
+            Activation::Tanh => Act::Tanh,
+        }
+    }
+}
 
 /// Input clamp for tanh: beyond ±15, tanh is ±1 in f32; some WGSL backends
 /// compute tanh as a ratio of exponentials that overflows to NaN for large |x|.

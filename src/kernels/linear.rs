@@ -10,8 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::act;
-use crate::graph::Act;
+use crate::kernels::act::{self, Act};
 
 /// The WGSL source (register-blocked, no workgroup memory).
 pub const WGSL: &str = include_str!("../../shaders/linear.wgsl");

@@ -4,11 +4,11 @@
 //! output back.
 
 use super::KernelHarness;
+use crate::device::DType;
 use crate::error::{Error, Result};
 use crate::gpu::convert::{decode, stored_bytes};
 use crate::gpu::record::{record, Dispatch};
 use crate::gpu::spec::Launch;
-use crate::model::DType;
 
 /// One storage input of a dispatch: a label and its bytes.
 pub(super) struct Input<'a> {

@@ -18,10 +18,10 @@ use super::spec::layernorm::{self, LayerNormBinds, LnParams};
 use super::spec::linear::{LinearLaunch, LinearParams, LinearTiledBinds, LinearVariant};
 use super::spec::KernelKind;
 use super::GpuContext;
+use crate::device::DType;
 use crate::error::{Error, Result};
 use crate::kernels::embeddings::EmbeddingTables;
 use crate::kernels::linear::LinearShape;
-use crate::model::DType;
 
 mod launch;
 use launch::{Input, RunShape};

@@ -6,11 +6,11 @@
 //! (`splitk_reduce.wgsl`).
 
 use super::{as_u32, bindings, ceil_div, element_grid, Binding, KernelKind, Launch, Preamble};
+use crate::device::DType;
 use crate::error::Result;
 use crate::gpu::choice::{splitk_splits, GemmKernel};
 use crate::gpu::options::TileChoice;
 use crate::kernels::linear::LinearShape;
-use crate::model::DType;
 
 use bytemuck::{Pod, Zeroable};
 

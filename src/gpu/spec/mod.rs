@@ -14,9 +14,9 @@ mod shader;
 
 pub use shader::{assemble_coop_shader, assemble_shader, assemble_shader_with_output, Preamble};
 
+use crate::device::DType;
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::model::DType;
 use linear::LinearVariant;
 
 /// How a kernel accesses one binding.

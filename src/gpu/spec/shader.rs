@@ -2,8 +2,8 @@
 //! the storage type (f32 or f16) and vec4 or scalar loads for the wide
 //! operands.
 
+use crate::device::DType;
 use crate::kernels;
-use crate::model::DType;
 
 /// The vector width the wide loads of `linear.wgsl` / `attention.wgsl` use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,15 +5,15 @@
 //! has; this check covers the adapter a user tunes on, whose driver the
 //! suite never saw, so a miscompiled kernel loses instead of winning.
 
-use crate::bench::{random_values, selfcheck_tolerance};
 use crate::config::BertConfig;
+use crate::device::DType;
 use crate::error::Result;
 use crate::gpu::convert::{decode, encode};
 use crate::gpu::KernelHarness;
-use crate::graph::Act;
+use crate::kernels::act::Act;
 use crate::kernels::attention::attention;
 use crate::kernels::linear::{linear, LinearShape};
-use crate::model::DType;
+use crate::synth::{gap, random_values, selfcheck_tolerance};
 
 /// `data` as the kernels see it after upload in `dtype`.
 fn stored(dtype: DType, data: Vec<f32>) -> Result<Vec<f32>> {
@@ -42,7 +42,7 @@ impl Verdict {
             ok: got.len() == want.len(),
         };
         for (&g, &w) in got.iter().zip(want) {
-            let d = crate::bench::gap(g, w);
+            let d = gap(g, w);
             v.max_abs = v.max_abs.max(f64::from(d));
             v.ok &= d <= atol + rtol * w.abs();
         }

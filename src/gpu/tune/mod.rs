@@ -17,13 +17,13 @@ use super::spec::linear::LinearVariant;
 pub use super::tuning::{adapter_key, tune_dir, tune_path, TuneTime, Tuning};
 use super::{GpuContext, KernelHarness};
 use crate::config::BertConfig;
+use crate::device::DType;
 use crate::error::{Error, Result};
-use crate::model::DType;
 use check::{AttentionCheck, GemmCheck, Verdict};
 
 /// Seconds for BERT's four projections at `m` rows with `h`'s forced GEMM.
 fn time_projections(h: &KernelHarness, cfg: &BertConfig, m: usize, reps: u32) -> Result<f64> {
-    let rows = crate::bench::time_projections(Some(h), cfg, m, reps)?;
+    let rows = super::timing::time_projections(Some(h), cfg, m, reps)?;
     Ok(rows.iter().map(|r| r.ms / 1e3).sum())
 }
 
