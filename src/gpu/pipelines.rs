@@ -4,35 +4,12 @@
 
 use super::choice::{choose_attention, choose_gemm, tile_variant, AttentionKernel, GemmKernel};
 use super::options::{KernelChoices, TileChoice, TunePolicy};
-use super::spec::linear::{linear_launch, LinearLaunch, LinearVariant, LINEAR_WG};
+use super::spec::linear::{linear_launch, LinearLaunch, LINEAR_WG};
 use super::spec::{Access, CompileConfig, KernelKind, PipelineSource};
 use super::tuning::Tuning;
 use super::GpuContext;
 use crate::device::DType;
 use crate::error::{Error, Result};
-
-/// Pipeline slots: 6 linear variants × 2 output types, then the others.
-const SLOTS: usize = 17;
-
-/// Its slot in [`Pipelines`] for storage type `dtype` (an f32 output under
-/// f32 storage is the storage-type pipeline).
-fn slot(kind: KernelKind, dtype: DType) -> usize {
-    match kind {
-        KernelKind::Linear(v, out) => {
-            let v = LinearVariant::ALL.iter().position(|&x| x == v).unwrap_or(0);
-            v + if out != dtype {
-                LinearVariant::ALL.len()
-            } else {
-                0
-            }
-        }
-        KernelKind::AttentionVec4 => 12,
-        KernelKind::AttentionScalar => 13,
-        KernelKind::LayerNorm => 14,
-        KernelKind::Embeddings => 15,
-        KernelKind::AttentionTiled => 16,
-    }
-}
 
 /// One kernel's pipeline and layout.
 pub struct Kernel {
@@ -58,7 +35,7 @@ pub struct Pipelines {
     pub kernels: KernelChoices,
     /// Workgroup shape of `linear.wgsl` (its grid and its constants).
     pub linear_wg: (u32, u32),
-    slots: [std::sync::OnceLock<Kernel>; SLOTS],
+    slots: [std::sync::OnceLock<Kernel>; KernelKind::COUNT],
 }
 
 /// A pipeline and its layout from `src`.
@@ -150,7 +127,7 @@ impl Pipelines {
     /// The pipeline of `kind`, compiled now if this is its first use (inside
     /// error scopes: a shader the driver rejects is an error, not a panic).
     pub fn get(&self, ctx: &GpuContext, kind: KernelKind) -> Result<&Kernel> {
-        let slot = &self.slots[slot(kind, self.dtype)];
+        let slot = &self.slots[kind.index(self.dtype)];
         if let Some(k) = slot.get() {
             return Ok(k);
         }

@@ -110,7 +110,33 @@ pub struct PipelineSource {
     pub constants: Vec<(&'static str, f64)>,
 }
 
+/// The kinds that are not `linear` variants.
+const OTHERS: [KernelKind; 5] = [
+    KernelKind::AttentionVec4,
+    KernelKind::AttentionScalar,
+    KernelKind::AttentionTiled,
+    KernelKind::LayerNorm,
+    KernelKind::Embeddings,
+];
+
 impl KernelKind {
+    /// How many distinct pipelines one storage type can have: every linear
+    /// variant with the storage type's and with f32 output, then the others.
+    pub const COUNT: usize = 2 * LinearVariant::ALL.len() + OTHERS.len();
+
+    /// Its index in `0..COUNT` under storage type `dtype` (an f32 output
+    /// under f32 storage is the storage-type pipeline).
+    pub fn index(self, dtype: DType) -> usize {
+        let n = LinearVariant::ALL.len();
+        match self {
+            KernelKind::Linear(v, out) => {
+                let v = LinearVariant::ALL.iter().position(|&x| x == v).unwrap_or(0);
+                v + if out != dtype { n } else { 0 }
+            }
+            other => 2 * n + OTHERS.iter().position(|&k| k == other).unwrap_or(0),
+        }
+    }
+
     /// Every kind for storage type `dtype` (linear variants with both output
     /// types), for tests that walk all pipelines.
     pub fn all(dtype: DType) -> Vec<KernelKind> {
@@ -123,13 +149,7 @@ impl KernelKind {
                 }
             }
         }
-        v.extend([
-            KernelKind::AttentionVec4,
-            KernelKind::AttentionScalar,
-            KernelKind::AttentionTiled,
-            KernelKind::LayerNorm,
-            KernelKind::Embeddings,
-        ]);
+        v.extend(OTHERS);
         v
     }
 
@@ -270,4 +290,25 @@ pub(crate) fn element_grid(elems: usize, wg: usize) -> [u32; 3] {
 /// `v` as a u32 kernel parameter, or an input error naming it.
 pub(crate) fn as_u32(v: usize, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::input(format!("{what} = {v} does not fit in u32")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KernelKind;
+    use crate::device::DType;
+
+    #[test]
+    fn every_pipeline_has_its_own_slot() {
+        for dtype in [DType::F32, DType::F16] {
+            let all = KernelKind::all(dtype);
+            let mut seen = [false; KernelKind::COUNT];
+            for k in &all {
+                let i = k.index(dtype);
+                assert!(i < KernelKind::COUNT, "{k:?}: {i}");
+                assert!(!seen[i], "{k:?} ({dtype}) shares slot {i}");
+                seen[i] = true;
+            }
+        }
+        assert_eq!(KernelKind::all(DType::F16).len(), KernelKind::COUNT);
+    }
 }
