@@ -51,7 +51,17 @@ impl CpuExecutor {
             graph,
             weights,
             linears,
-            profile: std::env::var("BERT_WGPU_PROFILE").is_ok_and(|v| v == "1"),
+            profile: match std::env::var("BERT_WGPU_PROFILE").ok().as_deref() {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(v) => {
+                    return Err(Error::Setting {
+                        name: "BERT_WGPU_PROFILE".into(),
+                        value: v.into(),
+                        allowed: "0|1".into(),
+                    })
+                }
+            },
         })
     }
 
