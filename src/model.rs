@@ -48,12 +48,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// The GPU executor's options with the environment applied (once, here).
     pub fn gpu_options(&self) -> Result<GpuOptions> {
-        Ok(GpuOptions {
-            dtype: self.dtype,
-            kernels: self.kernels.with_env(&process_env)?,
-            tune: TunePolicy::resolve(self.tune, &process_env, TunePolicy::Read)?,
-            progress: self.progress,
-        })
+        GpuOptions::resolve(self.dtype, self.kernels, self.tune, self.progress)
     }
 
     /// A GPU context for these options (software adapters when

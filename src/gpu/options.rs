@@ -164,12 +164,6 @@ impl KernelChoices {
     /// These choices, each one not set filled from its variable in `env`
     /// (pass [`process_env`] for the process's).
     pub fn with_env(self, env: &dyn Fn(&str) -> Option<String>) -> Result<KernelChoices> {
-        let named = |name: &str, allowed: String| (name.to_string(), allowed);
-        let (g, t, a) = (
-            named("BERT_WGPU_GEMM", GemmChoice::allowed()),
-            named("BERT_WGPU_GEMM_TILE", TileChoice::allowed()),
-            named("BERT_WGPU_ATTENTION", AttentionChoice::allowed()),
-        );
         if let Some((x, y)) = self.linear_wg {
             if parse_wg(&format!("{x}x{y}")).is_none() {
                 return Err(Error::Setting {
@@ -189,15 +183,24 @@ impl KernelChoices {
         Ok(KernelChoices {
             gemm: match self.gemm {
                 Some(v) => Some(v),
-                None => from_env(env, &g.0, &g.1, |v| v.parse().ok())?,
+                None => from_env(env, "BERT_WGPU_GEMM", &GemmChoice::allowed(), |v| {
+                    v.parse().ok()
+                })?,
             },
             tile: match self.tile {
                 Some(v) => Some(v),
-                None => from_env(env, &t.0, &t.1, |v| v.parse().ok())?,
+                None => from_env(env, "BERT_WGPU_GEMM_TILE", &TileChoice::allowed(), |v| {
+                    v.parse().ok()
+                })?,
             },
             attention: match self.attention {
                 Some(v) => Some(v),
-                None => from_env(env, &a.0, &a.1, |v| v.parse().ok())?,
+                None => from_env(
+                    env,
+                    "BERT_WGPU_ATTENTION",
+                    &AttentionChoice::allowed(),
+                    |v| v.parse().ok(),
+                )?,
             },
             splitk: match self.splitk {
                 Some(v) => Some(v),
@@ -284,14 +287,24 @@ pub struct GpuOptions {
 }
 
 impl GpuOptions {
-    /// Options for `dtype` from the process environment alone: the kernel
-    /// variables, `BERT_WGPU_TUNE` (default [`TunePolicy::Read`]).
-    pub fn from_env(dtype: crate::device::DType) -> Result<GpuOptions> {
+    /// `kernels` and `tune` with the process environment applied to what
+    /// they leave open (`tune` defaults to [`TunePolicy::Read`]).
+    pub fn resolve(
+        dtype: crate::device::DType,
+        kernels: KernelChoices,
+        tune: Option<TunePolicy>,
+        progress: bool,
+    ) -> Result<GpuOptions> {
         Ok(GpuOptions {
             dtype,
-            kernels: KernelChoices::default().with_env(&process_env)?,
-            tune: TunePolicy::resolve(None, &process_env, TunePolicy::Read)?,
-            progress: false,
+            kernels: kernels.with_env(&process_env)?,
+            tune: TunePolicy::resolve(tune, &process_env, TunePolicy::Read)?,
+            progress,
         })
+    }
+
+    /// Options for `dtype` from the process environment alone.
+    pub fn from_env(dtype: crate::device::DType) -> Result<GpuOptions> {
+        Self::resolve(dtype, KernelChoices::default(), None, false)
     }
 }

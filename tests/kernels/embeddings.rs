@@ -33,16 +33,10 @@ fn embeddings_match_f64() {
         eps: 1e-12,
     };
     let (batch, seq) = (3, 17);
-    let ids: Vec<u32> = (0..batch * seq)
-        .map(|_| rng.random_range(0..vocab as u32))
-        .collect();
-    let types: Vec<u32> = (0..batch * seq)
-        .map(|_| rng.random_range(0..type_vocab as u32))
-        .collect();
+    let ids = below(&mut rng, batch * seq, vocab);
+    let types = below(&mut rng, batch * seq, type_vocab);
     // Any row of the table, in any order (RoBERTa's come from the ids).
-    let positions: Vec<u32> = (0..batch * seq)
-        .map(|_| rng.random_range(0..max_pos as u32))
-        .collect();
+    let positions = below(&mut rng, batch * seq, max_pos);
     let mut got = vec![0.0; batch * seq * hidden];
     embeddings(&tables, &ids, &types, &positions, &mut got);
     let mut sums = Vec::with_capacity(got.len());
@@ -86,15 +80,9 @@ fn embeddings_match_twin() {
         };
         for (batch, seq) in [(1, 1), (3, 7), (2, 33), (1, 512)] {
             let tokens = batch * seq;
-            let ids: Vec<u32> = (0..tokens)
-                .map(|_| rng.random_range(0..vocab as u32))
-                .collect();
-            let types: Vec<u32> = (0..tokens)
-                .map(|_| rng.random_range(0..type_vocab as u32))
-                .collect();
-            let positions: Vec<u32> = (0..tokens)
-                .map(|_| rng.random_range(0..max_pos as u32))
-                .collect();
+            let ids = below(&mut rng, tokens, vocab);
+            let types = below(&mut rng, tokens, type_vocab);
+            let positions = below(&mut rng, tokens, max_pos);
             let mut want = vec![0.0; tokens * hidden];
             embeddings(&tables, &ids, &types, &positions, &mut want);
             let got = h
@@ -136,15 +124,9 @@ fn f16_embeddings_match_twin() {
         };
         for (batch, seq) in [(1, 1), (2, 33), (1, 512)] {
             let tokens = batch * seq;
-            let ids: Vec<u32> = (0..tokens)
-                .map(|_| rng.random_range(0..vocab as u32))
-                .collect();
-            let types: Vec<u32> = (0..tokens)
-                .map(|_| rng.random_range(0..type_vocab as u32))
-                .collect();
-            let positions: Vec<u32> = (0..tokens)
-                .map(|_| rng.random_range(0..max_pos as u32))
-                .collect();
+            let ids = below(&mut rng, tokens, vocab);
+            let types = below(&mut rng, tokens, type_vocab);
+            let positions = below(&mut rng, tokens, max_pos);
             let mut want = vec![0.0; tokens * hidden];
             embeddings(&tables, &ids, &types, &positions, &mut want);
             let got = h
@@ -158,4 +140,9 @@ fn f16_embeddings_match_twin() {
             );
         }
     }
+}
+
+/// `n` ids drawn uniformly from `0..bound`.
+fn below(rng: &mut StdRng, n: usize, bound: usize) -> Vec<u32> {
+    (0..n).map(|_| rng.random_range(0..bound as u32)).collect()
 }
